@@ -1,0 +1,356 @@
+//! DAMOS data model (`struct damos` and friends in `include/linux/damon.h`).
+//!
+//! The core owns the data so that contexts, commits and the
+//! [`crate::Operations`] trait can speak about schemes; the engine that
+//! applies them (quotas, watermarks, filters, goal tuning) lives in the
+//! `damon-schemes` crate and plugs into the loop through [`crate::DamosEngine`].
+
+use crate::region::AddrRange;
+
+/// Scores are in `[0, DAMOS_MAX_SCORE]`.
+pub const DAMOS_MAX_SCORE: u32 = 99;
+
+/// What a scheme does to matching regions (`enum damos_action`, kernel order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum Action {
+    /// `MADV_WILLNEED`.
+    Willneed,
+    /// `MADV_COLD`.
+    Cold,
+    /// `MADV_PAGEOUT` (vaddr) or reclaim (paddr).
+    Pageout,
+    /// `MADV_HUGEPAGE`.
+    Hugepage,
+    /// `MADV_NOHUGEPAGE`.
+    Nohugepage,
+    /// Mark accessed on the LRU (paddr).
+    LruPrio,
+    /// Deactivate on the LRU (paddr).
+    LruDeprio,
+    /// Migrate hot memory to `target_nid`.
+    MigrateHot,
+    /// Migrate cold memory to `target_nid`.
+    MigrateCold,
+    /// Only count (statistics); never resets the region's age.
+    Stat,
+    /// `MADV_COLLAPSE`.
+    Collapse,
+}
+
+impl Action {
+    /// Every action, in the kernel's order.
+    pub const ALL: [Action; 11] = [
+        Action::Willneed,
+        Action::Cold,
+        Action::Pageout,
+        Action::Hugepage,
+        Action::Nohugepage,
+        Action::LruPrio,
+        Action::LruDeprio,
+        Action::MigrateHot,
+        Action::MigrateCold,
+        Action::Stat,
+        Action::Collapse,
+    ];
+
+    /// The sysfs keyword (`pageout`, `lru_prio`, ...).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Action::Willneed => "willneed",
+            Action::Cold => "cold",
+            Action::Pageout => "pageout",
+            Action::Hugepage => "hugepage",
+            Action::Nohugepage => "nohugepage",
+            Action::LruPrio => "lru_prio",
+            Action::LruDeprio => "lru_deprio",
+            Action::MigrateHot => "migrate_hot",
+            Action::MigrateCold => "migrate_cold",
+            Action::Stat => "stat",
+            Action::Collapse => "collapse",
+        }
+    }
+
+    /// Parses a sysfs keyword.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == s)
+    }
+}
+
+/// Which regions a scheme applies to; every range is closed (`min..=max`).
+/// `nr_accesses` is compared with the per-sample estimate `nr_accesses_bp / 10000`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct AccessPattern {
+    /// Minimum region size (bytes).
+    pub min_sz_region: u64,
+    /// Maximum region size (bytes).
+    pub max_sz_region: u64,
+    /// Minimum accesses per aggregation.
+    pub min_nr_accesses: u32,
+    /// Maximum accesses per aggregation.
+    pub max_nr_accesses: u32,
+    /// Minimum age (aggregation intervals).
+    pub min_age_region: u32,
+    /// Maximum age (aggregation intervals).
+    pub max_age_region: u32,
+}
+
+impl Default for AccessPattern {
+    /// Matches every region.
+    fn default() -> Self {
+        Self {
+            min_sz_region: 0,
+            max_sz_region: u64::MAX,
+            min_nr_accesses: 0,
+            max_nr_accesses: u32::MAX,
+            min_age_region: 0,
+            max_age_region: u32::MAX,
+        }
+    }
+}
+
+/// How the effective quota is tuned from goals (`enum damos_quota_goal_tuner`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "snake_case"))]
+pub enum GoalTuner {
+    /// Proportional feedback loop (the default).
+    #[default]
+    Consist,
+    /// All or nothing until the goal is reached.
+    Temporal,
+}
+
+/// What a quota goal measures (`enum damos_quota_goal_metric`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum GoalMetric {
+    /// A value the user feeds in.
+    UserInput,
+    /// Memory "some" PSI, µs of stall since the last check.
+    SomeMemPsiUs,
+    /// Used memory of node `nid`, basis points.
+    NodeMemUsedBp,
+    /// Free memory of node `nid`, basis points.
+    NodeMemFreeBp,
+    /// Active LRU share, basis points.
+    ActiveMemBp,
+    /// Inactive LRU share, basis points.
+    InactiveMemBp,
+}
+
+/// One quota goal (`struct damos_quota_goal`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct QuotaGoal {
+    /// The metric.
+    pub metric: GoalMetric,
+    /// The value to reach.
+    pub target_value: u64,
+    /// The last measured (or user-given) value.
+    pub current_value: u64,
+    /// NUMA node for the node metrics.
+    pub nid: i32,
+}
+
+/// Quotas and prioritization weights (`struct damos_quota`, user fields).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Quota {
+    /// Charge window (ms).
+    pub reset_interval: u64,
+    /// Time quota per window (ms); 0 = none.
+    pub ms: u64,
+    /// Size quota per window (bytes); 0 = none.
+    pub sz: u64,
+    /// Goals for auto-tuning the effective quota.
+    pub goals: Vec<QuotaGoal>,
+    /// Tuner for the goals.
+    pub goal_tuner: GoalTuner,
+    /// Weight of size in prioritization (accepted, unused, as in the kernel).
+    pub weight_sz: u32,
+    /// Weight of access frequency in prioritization.
+    pub weight_nr_accesses: u32,
+    /// Weight of age in prioritization.
+    pub weight_age: u32,
+}
+
+impl Default for Quota {
+    fn default() -> Self {
+        Self {
+            reset_interval: 0,
+            ms: 0,
+            sz: 0,
+            goals: Vec::new(),
+            goal_tuner: GoalTuner::Consist,
+            weight_sz: 0,
+            weight_nr_accesses: 0,
+            weight_age: 0,
+        }
+    }
+}
+
+impl Quota {
+    /// True when any limit or goal is set (the kernel's `damos_quota_is_set`).
+    pub fn is_set(&self) -> bool {
+        self.ms != 0 || self.sz != 0 || !self.goals.is_empty()
+    }
+}
+
+/// Watermark metric (`enum damos_wmark_metric`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "snake_case"))]
+pub enum WmarkMetric {
+    /// Always active.
+    #[default]
+    None,
+    /// Free memory rate, per mille.
+    FreeMemRate,
+}
+
+/// Watermarks (`struct damos_watermarks`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Watermarks {
+    /// The metric.
+    pub metric: WmarkMetric,
+    /// Check interval (µs).
+    pub interval: u64,
+    /// Deactivate above this.
+    pub high: u64,
+    /// Activate below this.
+    pub mid: u64,
+    /// Deactivate below this.
+    pub low: u64,
+}
+
+/// Filter type (`enum damos_filter_type`) with its argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum FilterKind {
+    /// Anonymous pages.
+    Anon,
+    /// Pages on the active LRU.
+    Active,
+    /// Pages of a memory cgroup.
+    Memcg {
+        /// cgroup id.
+        memcg_id: u64,
+    },
+    /// Pages accessed since the last check.
+    Young,
+    /// Folios whose size is in `[min, max]`.
+    HugepageSize {
+        /// Minimum folio size.
+        min: u64,
+        /// Maximum folio size.
+        max: u64,
+    },
+    /// Unmapped pages.
+    Unmapped,
+    /// An address range (core filter).
+    Addr(AddrRange),
+    /// A target, by index (core filter).
+    Target {
+        /// Index of the target in the context.
+        target_idx: usize,
+    },
+}
+
+impl FilterKind {
+    /// True for the filters the core decides (`addr`, `target`).
+    pub fn is_core(&self) -> bool {
+        matches!(self, FilterKind::Addr(_) | FilterKind::Target { .. })
+    }
+}
+
+/// A DAMOS filter (`struct damos_filter`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Filter {
+    /// Type and argument.
+    pub kind: FilterKind,
+    /// Whether the filter decides memory that matches (true) or does not (false).
+    pub matching: bool,
+    /// Allow (true) or reject (false) the memory it decides.
+    pub allow: bool,
+}
+
+/// Per-scheme statistics (`struct damos_stat`); kept across commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Stat {
+    /// Regions the action was tried on.
+    pub nr_tried: u64,
+    /// Bytes the action was tried on.
+    pub sz_tried: u64,
+    /// Regions the action was applied to.
+    pub nr_applied: u64,
+    /// Bytes the action was applied to.
+    pub sz_applied: u64,
+    /// Bytes that passed the backend's filters.
+    pub sz_ops_filter_passed: u64,
+    /// Windows in which the quota was exceeded.
+    pub qt_exceeds: u64,
+    /// Completed per-target region walks.
+    pub nr_snapshots: u64,
+}
+
+/// A DAMON-based operation scheme (`struct damos`, user fields).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Scheme {
+    /// Which regions.
+    pub pattern: AccessPattern,
+    /// What to do.
+    pub action: Action,
+    /// How often (µs); 0 = every aggregation interval.
+    pub apply_interval_us: u64,
+    /// Limits and prioritization.
+    pub quota: Quota,
+    /// When the scheme is active.
+    pub wmarks: Watermarks,
+    /// Destination node for migrations (-1 = none).
+    pub target_nid: i32,
+    /// Filters, in install order (core filters are evaluated first).
+    pub filters: Vec<Filter>,
+    /// Deactivate after this many snapshots; 0 = never.
+    pub max_nr_snapshots: u64,
+    /// Statistics (output).
+    pub stat: Stat,
+}
+
+impl Scheme {
+    /// A scheme applying `action` to regions matching `pattern`, with no
+    /// quota, no watermarks and no filters.
+    ///
+    /// ```
+    /// use damon_core::damos::{AccessPattern, Action, Scheme};
+    /// let s = Scheme::new(AccessPattern { max_nr_accesses: 0, ..Default::default() }, Action::Stat);
+    /// assert_eq!(s.stat.nr_tried, 0);
+    /// ```
+    pub fn new(pattern: AccessPattern, action: Action) -> Self {
+        Self {
+            pattern,
+            action,
+            apply_interval_us: 0,
+            quota: Quota::default(),
+            wmarks: Watermarks::default(),
+            target_nid: -1,
+            filters: Vec::new(),
+            max_nr_snapshots: 0,
+            stat: Stat::default(),
+        }
+    }
+
+    /// `damos_commit()`: takes every parameter of `src` and keeps this
+    /// scheme's statistics.
+    pub fn commit_from(&mut self, src: &Scheme) {
+        let stat = self.stat;
+        *self = src.clone();
+        self.stat = stat;
+    }
+}

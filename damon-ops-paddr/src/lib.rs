@@ -1,0 +1,1 @@
+//! damon-ops-paddr (in progress).

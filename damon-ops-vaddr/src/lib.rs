@@ -1,0 +1,1 @@
+//! damon-ops-vaddr (in progress).

@@ -1,0 +1,1 @@
+//! damon-schemes (in progress).
