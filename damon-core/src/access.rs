@@ -11,7 +11,9 @@ use crate::region::{Region, BP_PER_ACCESS};
 /// than the leaving share (possible right after a merge); we saturate at 0.
 pub fn moving_sum(mvsum: u32, nomvsum: u32, len_window: u32, new_value: u32) -> u32 {
     let len = len_window.max(1);
-    mvsum.saturating_sub(nomvsum / len).saturating_add(new_value)
+    mvsum
+        .saturating_sub(nomvsum / len)
+        .saturating_add(new_value)
 }
 
 /// Records one sample's result for `r` (`damon_update_region_access_rate`).

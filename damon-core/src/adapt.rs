@@ -30,7 +30,8 @@ pub fn merge_two_regions(l: &mut Region, r: &Region) {
     let sz_l = u128::from(l.size());
     let sz_r = u128::from(r.size());
     let total = sz_l + sz_r;
-    l.nr_accesses = ((u128::from(l.nr_accesses) * sz_l + u128::from(r.nr_accesses) * sz_r) / total) as u32;
+    l.nr_accesses =
+        ((u128::from(l.nr_accesses) * sz_l + u128::from(r.nr_accesses) * sz_r) / total) as u32;
     l.nr_accesses_bp = l.nr_accesses.saturating_mul(crate::region::BP_PER_ACCESS);
     l.age = ((u128::from(l.age) * sz_l + u128::from(r.age) * sz_r) / total) as u32;
     l.ar.end = r.ar.end;
@@ -163,11 +164,12 @@ pub fn split_regions(
     if nr_regions > (max_nr_regions / 2) as usize {
         return;
     }
-    let nr_subregions = if *last_nr_regions == nr_regions && nr_regions < (max_nr_regions / 3) as usize {
-        3
-    } else {
-        2
-    };
+    let nr_subregions =
+        if *last_nr_regions == nr_regions && nr_regions < (max_nr_regions / 3) as usize {
+            3
+        } else {
+            2
+        };
     for t in targets.iter_mut() {
         split_regions_of(&mut t.regions, scratch, nr_subregions, min_region_sz, rng);
     }
@@ -176,7 +178,10 @@ pub fn split_regions(
 
 /// `damon_region_sz_limit()`: total bytes / `min_nr_regions`, at least `min_region_sz`.
 pub fn region_sz_limit(targets: &[Target], min_nr_regions: u32, min_region_sz: u64) -> u64 {
-    let mut sz: u64 = targets.iter().map(Target::total_bytes).fold(0, u64::saturating_add);
+    let mut sz: u64 = targets
+        .iter()
+        .map(Target::total_bytes)
+        .fold(0, u64::saturating_add);
     if min_nr_regions != 0 {
         sz /= u64::from(min_nr_regions);
     }
@@ -192,7 +197,11 @@ pub fn apply_min_nr_regions(
     min_nr_regions: u32,
     min_region_sz: u64,
 ) -> u64 {
-    let max_sz = align_up(region_sz_limit(targets, min_nr_regions, min_region_sz), min_region_sz).max(1);
+    let max_sz = align_up(
+        region_sz_limit(targets, min_nr_regions, min_region_sz),
+        min_region_sz,
+    )
+    .max(1);
     for t in targets.iter_mut() {
         if t.regions.iter().all(|r| r.size() <= max_sz) {
             continue;
@@ -219,7 +228,10 @@ pub fn apply_min_nr_regions(
 pub fn validate_ranges(ranges: &[AddrRange], field: &str) -> Result<(), InvalidParam> {
     for (i, r) in ranges.iter().enumerate() {
         if r.is_empty() {
-            return Err(InvalidParam::new(format!("{field}[{i}]"), format!("range {r} is empty or inverted")));
+            return Err(InvalidParam::new(
+                format!("{field}[{i}]"),
+                format!("range {r} is empty or inverted"),
+            ));
         }
         if i > 0 && ranges[i - 1].end > r.start {
             return Err(InvalidParam::new(
@@ -235,7 +247,11 @@ pub fn validate_ranges(ranges: &[AddrRange], field: &str) -> Result<(), InvalidP
 /// (aligned outwards to `min_region_sz`). Regions that intersect no range
 /// are dropped; intersecting ones are resized and keep their counters;
 /// holes are filled with fresh regions.
-pub fn set_regions(t: &mut Target, ranges: &[AddrRange], min_region_sz: u64) -> Result<(), InvalidParam> {
+pub fn set_regions(
+    t: &mut Target,
+    ranges: &[AddrRange],
+    min_region_sz: u64,
+) -> Result<(), InvalidParam> {
     validate_ranges(ranges, "ranges")?;
     let regions = &mut t.regions;
     regions.retain(|r| ranges.iter().any(|rg| r.ar.intersects(rg)));
@@ -290,12 +306,19 @@ pub fn set_regions(t: &mut Target, ranges: &[AddrRange], min_region_sz: u64) -> 
 pub fn validate_regions(t: &Target, field: &str) -> Result<(), InvalidParam> {
     for (i, r) in t.regions.iter().enumerate() {
         if r.ar.is_empty() {
-            return Err(InvalidParam::new(format!("{field}[{i}]"), format!("region {} is empty or inverted", r.ar)));
+            return Err(InvalidParam::new(
+                format!("{field}[{i}]"),
+                format!("region {} is empty or inverted", r.ar),
+            ));
         }
         if i > 0 && t.regions[i - 1].ar.end > r.ar.start {
             return Err(InvalidParam::new(
                 format!("{field}[{i}]"),
-                format!("region {} overlaps or precedes {}", r.ar, t.regions[i - 1].ar),
+                format!(
+                    "region {} overlaps or precedes {}",
+                    r.ar,
+                    t.regions[i - 1].ar
+                ),
             ));
         }
     }

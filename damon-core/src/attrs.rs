@@ -43,9 +43,6 @@ pub struct Attrs {
     pub min_nr_regions: u32,
     /// Upper bound on the number of regions over all targets.
     pub max_nr_regions: u32,
-    /// Samples per aggregation, kept across interval tuning (private in the kernel).
-    #[cfg_attr(feature = "serde", serde(skip))]
-    pub(crate) aggr_samples: u64,
 }
 
 impl Default for Attrs {
@@ -58,7 +55,6 @@ impl Default for Attrs {
             intervals_goal: IntervalsGoal::default(),
             min_nr_regions: 10,
             max_nr_regions: 1000,
-            aggr_samples: 0,
         }
     }
 }
@@ -83,13 +79,19 @@ impl Attrs {
         if self.min_nr_regions < MIN_NR_REGIONS_FLOOR {
             return Err(InvalidParam::new(
                 "attrs.min_nr_regions",
-                format!("{} is below the kernel's floor of {MIN_NR_REGIONS_FLOOR}", self.min_nr_regions),
+                format!(
+                    "{} is below the kernel's floor of {MIN_NR_REGIONS_FLOOR}",
+                    self.min_nr_regions
+                ),
             ));
         }
         if self.min_nr_regions > self.max_nr_regions {
             return Err(InvalidParam::new(
                 "attrs.min_nr_regions",
-                format!("{} exceeds max_nr_regions {}", self.min_nr_regions, self.max_nr_regions),
+                format!(
+                    "{} exceeds max_nr_regions {}",
+                    self.min_nr_regions, self.max_nr_regions
+                ),
             ));
         }
         if self.sample_interval > self.aggr_interval {
@@ -106,7 +108,10 @@ impl Attrs {
             if g.min_sample_us > g.max_sample_us {
                 return Err(InvalidParam::new(
                     "attrs.intervals_goal.min_sample_us",
-                    format!("{} exceeds max_sample_us {}", g.min_sample_us, g.max_sample_us),
+                    format!(
+                        "{} exceeds max_sample_us {}",
+                        g.min_sample_us, g.max_sample_us
+                    ),
                 ));
             }
             if self.sample_interval < g.min_sample_us || self.sample_interval > g.max_sample_us {
@@ -119,7 +124,10 @@ impl Attrs {
                 ));
             }
             if g.access_bp == 0 {
-                return Err(InvalidParam::new("attrs.intervals_goal.access_bp", "must be non-zero when aggrs is set"));
+                return Err(InvalidParam::new(
+                    "attrs.intervals_goal.access_bp",
+                    "must be non-zero when aggrs is set",
+                ));
             }
         }
         Ok(())
@@ -129,15 +137,6 @@ impl Attrs {
     pub fn max_nr_accesses(&self) -> u32 {
         let si = self.sample_interval.max(1);
         (self.aggr_interval / si).min(u64::from(u32::MAX)) as u32
-    }
-
-    /// Samples per aggregation as tuning keeps it (`aggr_samples`).
-    pub fn aggr_samples(&self) -> u64 {
-        if self.aggr_samples != 0 {
-            self.aggr_samples
-        } else {
-            self.aggr_interval / self.sample_interval.max(1)
-        }
     }
 
     /// True when every user-visible field equals `other`'s (the kernel's

@@ -82,7 +82,14 @@ pub trait DamosEngine: Send {
     /// The attributes changed (recompute apply schedules).
     fn attrs_changed(&mut self, schemes: &[Scheme], attrs: &Attrs, passed_sample_intervals: u64);
     /// Schemes were committed by position: `old_len` before, `new_len` after.
-    fn schemes_committed(&mut self, old_len: usize, new_len: usize, schemes: &[Scheme], attrs: &Attrs, passed: u64);
+    fn schemes_committed(
+        &mut self,
+        old_len: usize,
+        new_len: usize,
+        schemes: &[Scheme],
+        attrs: &Attrs,
+        passed: u64,
+    );
     /// Refuses schemes this engine and backend cannot run.
     fn check(&self, schemes: &[Scheme], ops: &dyn Operations) -> Result<(), OpsError>;
 }

@@ -55,7 +55,9 @@ pub struct RealClock {
 
 impl Default for RealClock {
     fn default() -> Self {
-        Self { origin: Instant::now() }
+        Self {
+            origin: Instant::now(),
+        }
     }
 }
 

@@ -62,6 +62,9 @@ pub struct LoopState {
     pub last_nr_regions: usize,
     /// The merge size limit from the last `min_nr_regions` enforcement.
     pub sz_limit: u64,
+    /// Samples per aggregation; set from the attributes by external
+    /// updates and kept across interval tuning (`attrs.aggr_samples`).
+    pub aggr_samples: u64,
 }
 
 impl Default for Context {
@@ -168,7 +171,10 @@ impl Context {
 pub fn validate_scheme(s: &Scheme, field: &str) -> Result<(), InvalidParam> {
     let p = &s.pattern;
     if p.min_sz_region > p.max_sz_region {
-        return Err(InvalidParam::new(format!("{field}.pattern.sz"), format!("min {} > max {}", p.min_sz_region, p.max_sz_region)));
+        return Err(InvalidParam::new(
+            format!("{field}.pattern.sz"),
+            format!("min {} > max {}", p.min_sz_region, p.max_sz_region),
+        ));
     }
     if p.min_nr_accesses > p.max_nr_accesses {
         return Err(InvalidParam::new(
@@ -177,19 +183,28 @@ pub fn validate_scheme(s: &Scheme, field: &str) -> Result<(), InvalidParam> {
         ));
     }
     if p.min_age_region > p.max_age_region {
-        return Err(InvalidParam::new(format!("{field}.pattern.age"), format!("min {} > max {}", p.min_age_region, p.max_age_region)));
+        return Err(InvalidParam::new(
+            format!("{field}.pattern.age"),
+            format!("min {} > max {}", p.min_age_region, p.max_age_region),
+        ));
     }
     let w = &s.wmarks;
     if w.metric != crate::damos::WmarkMetric::None && !(w.high >= w.mid && w.mid >= w.low) {
         return Err(InvalidParam::new(
             format!("{field}.wmarks"),
-            format!("need high >= mid >= low, got {}/{}/{}", w.high, w.mid, w.low),
+            format!(
+                "need high >= mid >= low, got {}/{}/{}",
+                w.high, w.mid, w.low
+            ),
         ));
     }
     for (j, f) in s.filters.iter().enumerate() {
         if let crate::damos::FilterKind::Addr(r) = f.kind {
             if r.is_empty() {
-                return Err(InvalidParam::new(format!("{field}.filters[{j}].addr"), format!("range {r} is empty or inverted")));
+                return Err(InvalidParam::new(
+                    format!("{field}.filters[{j}].addr"),
+                    format!("range {r} is empty or inverted"),
+                ));
             }
         }
     }

@@ -12,7 +12,11 @@ pub const DAMOS_MAX_SCORE: u32 = 99;
 
 /// What a scheme does to matching regions (`enum damos_action`, kernel order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "snake_case"))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum Action {
     /// `MADV_WILLNEED`.
@@ -113,7 +117,11 @@ impl Default for AccessPattern {
 
 /// How the effective quota is tuned from goals (`enum damos_quota_goal_tuner`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "snake_case"))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum GoalTuner {
     /// Proportional feedback loop (the default).
     #[default]
@@ -124,7 +132,11 @@ pub enum GoalTuner {
 
 /// What a quota goal measures (`enum damos_quota_goal_metric`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "snake_case"))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum GoalMetric {
     /// A value the user feeds in.
@@ -201,7 +213,11 @@ impl Quota {
 
 /// Watermark metric (`enum damos_wmark_metric`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "snake_case"))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum WmarkMetric {
     /// Always active.
     #[default]
@@ -228,7 +244,11 @@ pub struct Watermarks {
 
 /// Filter type (`enum damos_filter_type`) with its argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "snake_case"))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum FilterKind {
     /// Anonymous pages.

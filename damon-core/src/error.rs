@@ -14,7 +14,10 @@ pub struct InvalidParam {
 
 impl InvalidParam {
     pub(crate) fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { field: field.into(), reason: reason.into() }
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 

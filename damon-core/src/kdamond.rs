@@ -2,13 +2,15 @@
 //! tests can drive it on virtual time without a thread.
 
 use crate::access::update_monitoring_result;
-use crate::adapt::{apply_min_nr_regions, merge_regions, set_regions, split_regions, validate_regions};
+use crate::adapt::{
+    apply_min_nr_regions, merge_regions, set_regions, split_regions, validate_regions,
+};
 use crate::attrs::Attrs;
-use crate::callbacks::{Callbacks, Control, DamosEnv, DamosEngine};
+use crate::callbacks::{Callbacks, Control, DamosEngine, DamosEnv};
 use crate::clock::{Clock, RealClock, Wake};
 use crate::context::{validate_scheme, Context};
 use crate::error::{CommitError, InvalidParam, OpsError, StartError};
-use crate::ops::{OpsCtx, Operations};
+use crate::ops::{Operations, OpsCtx};
 use crate::region::{Region, BP_PER_ACCESS};
 use crate::rng::Rng;
 use crate::target::Target;
@@ -49,9 +51,15 @@ impl std::fmt::Display for ExitReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ExitReason::Stopped => write!(f, "stopped"),
-            ExitReason::AllTargetsInvalid { detail } => write!(f, "every target is invalid: {detail}"),
-            ExitReason::CallbackStopped { callback } => write!(f, "{callback} callback asked to stop"),
-            ExitReason::CallbackPanicked { callback, message } => write!(f, "{callback} callback panicked: {message}"),
+            ExitReason::AllTargetsInvalid { detail } => {
+                write!(f, "every target is invalid: {detail}")
+            }
+            ExitReason::CallbackStopped { callback } => {
+                write!(f, "{callback} callback asked to stop")
+            }
+            ExitReason::CallbackPanicked { callback, message } => {
+                write!(f, "{callback} callback panicked: {message}")
+            }
             ExitReason::OpsFailed(e) => write!(f, "operations failed: {e}"),
             ExitReason::WorkerPanicked(m) => write!(f, "worker panicked: {m}"),
         }
@@ -136,13 +144,21 @@ macro_rules! ops_ctx {
 impl Kdamond {
     /// Takes ownership of a context with a selected backend, after checking it.
     pub fn new(mut ctx: Context) -> Result<Self, StartError> {
-        ctx.validate().map_err(|source| StartError::Invalid { index: 0, source })?;
+        ctx.validate()
+            .map_err(|source| StartError::Invalid { index: 0, source })?;
         let ops = ctx.ops.take().ok_or(StartError::NoOps { index: 0 })?;
         let engine = ctx.damos_engine.take();
-        check_schemes(&ctx.schemes, ops.as_ref(), engine.as_deref())
-            .map_err(|e| StartError::Init { index: 0, source: e })?;
+        check_schemes(&ctx.schemes, ops.as_ref(), engine.as_deref()).map_err(|e| {
+            StartError::Init {
+                index: 0,
+                source: e,
+            }
+        })?;
         let callbacks = std::mem::take(&mut ctx.callbacks);
-        let clock: Arc<dyn Clock> = ctx.clock.clone().unwrap_or_else(|| Arc::new(RealClock::new()));
+        let clock: Arc<dyn Clock> = ctx
+            .clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(RealClock::new()));
         let rng = ctx.seed.map(Rng::new).unwrap_or_else(Rng::from_entropy);
         Ok(Self {
             ctx,
@@ -183,11 +199,15 @@ impl Kdamond {
         st.next_aggregation_sis = self.ctx.attrs.aggr_interval / si;
         st.next_ops_update_sis = self.ctx.attrs.ops_update_interval / si;
         st.next_intervals_tune_sis = st.next_aggregation_sis * self.ctx.attrs.intervals_goal.aggrs;
-        if self.ctx.attrs.aggr_samples == 0 {
-            self.ctx.attrs.aggr_samples = self.ctx.attrs.aggr_interval / si;
-        }
+        st.aggr_samples = self.ctx.attrs.aggr_interval / si;
         if let Some(e) = self.engine.as_mut() {
-            e.schemes_committed(0, self.ctx.schemes.len(), &self.ctx.schemes, &self.ctx.attrs, 0);
+            e.schemes_committed(
+                0,
+                self.ctx.schemes.len(),
+                &self.ctx.schemes,
+                &self.ctx.attrs,
+                0,
+            );
         }
         self.ops.init(&mut ops_ctx!(self))?;
         for (i, t) in self.ctx.targets.iter().enumerate() {
@@ -213,9 +233,16 @@ impl Kdamond {
             return None;
         }
         let ops = &mut self.ops;
-        let any_valid = self.ctx.targets.iter().fold(false, |acc, t| ops.target_valid(t) || acc);
+        let any_valid = self
+            .ctx
+            .targets
+            .iter()
+            .fold(false, |acc, t| ops.target_valid(t) || acc);
         if !any_valid {
-            let detail = self.ops.invalid_reason().unwrap_or_else(|| "no target is valid".into());
+            let detail = self
+                .ops
+                .invalid_reason()
+                .unwrap_or_else(|| "no target is valid".into());
             return Some(ExitReason::AllTargetsInvalid { detail });
         }
         None
@@ -234,7 +261,10 @@ impl Kdamond {
         match catch_unwind(AssertUnwindSafe(|| cb(ctx))) {
             Ok(Control::Continue) => None,
             Ok(Control::Stop) => Some(ExitReason::CallbackStopped { callback: which }),
-            Err(p) => Some(ExitReason::CallbackPanicked { callback: which, message: panic_message(p.as_ref()) }),
+            Err(p) => Some(ExitReason::CallbackPanicked {
+                callback: which,
+                message: panic_message(p.as_ref()),
+            }),
         }
     }
 
@@ -258,11 +288,16 @@ impl Kdamond {
                 Ok(Control::Continue) => i += 1,
                 Ok(Control::Stop) => {
                     drop(self.repeats.remove(i));
-                    return Some(ExitReason::CallbackStopped { callback: "damon_call" });
+                    return Some(ExitReason::CallbackStopped {
+                        callback: "damon_call",
+                    });
                 }
                 Err(p) => {
                     drop(self.repeats.remove(i));
-                    return Some(ExitReason::CallbackPanicked { callback: "damon_call", message: panic_message(p.as_ref()) });
+                    return Some(ExitReason::CallbackPanicked {
+                        callback: "damon_call",
+                        message: panic_message(p.as_ref()),
+                    });
                 }
             }
         }
@@ -364,11 +399,12 @@ impl Kdamond {
                 // Restore the snapshot so set_attrs() does not think this is
                 // the middle of an aggregation (see the kernel's comment).
                 self.ctx.state.next_aggregation_sis = next_aggregation_sis;
-                self.ctx.state.next_intervals_tune_sis += self.ctx.attrs.aggr_samples() * goal.aggrs;
+                self.ctx.state.next_intervals_tune_sis += self.ctx.state.aggr_samples * goal.aggrs;
                 self.tune_intervals();
                 sample_interval = self.ctx.attrs.sample_interval.max(1);
             }
-            self.ctx.state.next_aggregation_sis = next_aggregation_sis + self.ctx.attrs.aggr_interval / sample_interval;
+            self.ctx.state.next_aggregation_sis =
+                next_aggregation_sis + self.ctx.attrs.aggr_interval / sample_interval;
             self.reset_aggregated();
             self.ops.reset_aggregated(&mut ops_ctx!(self));
             split_regions(
@@ -382,7 +418,8 @@ impl Kdamond {
         }
 
         if passed >= next_ops_update_sis {
-            self.ctx.state.next_ops_update_sis = next_ops_update_sis + self.ctx.attrs.ops_update_interval / sample_interval;
+            self.ctx.state.next_ops_update_sis =
+                next_ops_update_sis + self.ctx.attrs.ops_update_interval / sample_interval;
             if let Err(e) = self.ops.update(&mut ops_ctx!(self)) {
                 return Some(ExitReason::OpsFailed(Arc::new(e)));
             }
@@ -390,55 +427,35 @@ impl Kdamond {
         None
     }
 
-    /// `kdamond_reset_aggregated`, emitting `damon_aggregated` per region.
     fn reset_aggregated(&mut self) {
-        let trace = tracing::enabled!(target: "damon::damon_aggregated", tracing::Level::TRACE);
-        for (ti, t) in self.ctx.targets.iter_mut().enumerate() {
-            let nr_regions = t.regions.len();
-            for r in t.regions.iter_mut() {
-                if trace {
-                    tracing::trace!(
-                        target: "damon::damon_aggregated",
-                        target_id = ti,
-                        nr_regions,
-                        start = r.ar.start,
-                        end = r.ar.end,
-                        nr_accesses = r.nr_accesses,
-                        age = r.age,
-                        "damon_aggregated"
-                    );
-                }
-                // damon_warn_fix_nr_accesses_corruption
-                let expect = r.nr_accesses.saturating_mul(BP_PER_ACCESS);
-                if r.nr_accesses_bp != expect {
-                    r.nr_accesses_bp = expect;
-                }
-                r.last_nr_accesses = r.nr_accesses;
-                r.nr_accesses = 0;
-            }
-        }
+        reset_aggregated(&mut self.ctx.targets);
     }
 
     /// `kdamond_tune_intervals`.
     fn tune_intervals(&mut self) {
-        if let Some(new) = crate::tune::tuned_attrs(&self.ctx.targets, &self.ctx.attrs) {
+        if let Some(new) = crate::tune::tuned_attrs(
+            &self.ctx.targets,
+            &self.ctx.attrs,
+            self.ctx.state.aggr_samples,
+        ) {
             tracing::debug!(
                 target: "damon::damon_monitor_intervals_tune",
                 sample_us = new.sample_interval,
                 "damon_monitor_intervals_tune"
             );
-            self.set_attrs(new);
+            self.set_attrs(new, true);
         }
     }
 
     /// `damon_set_attrs` on a running loop: re-bases the deadlines on now
     /// and rescales every region's results. `new` must be valid.
-    fn set_attrs(&mut self, mut new: Attrs) {
+    /// `from_tuning` keeps `aggr_samples` (the kernel's "core-internal call").
+    fn set_attrs(&mut self, new: Attrs, from_tuning: bool) {
         let si = new.sample_interval.max(1);
         let st = &mut self.ctx.state;
         let aggregating = st.passed_sample_intervals < st.next_aggregation_sis;
-        if new.aggr_samples == 0 {
-            new.aggr_samples = new.aggr_interval / si;
+        if !from_tuning {
+            st.aggr_samples = new.aggr_interval / si;
         }
         st.next_aggregation_sis = st.passed_sample_intervals + new.aggr_interval / si;
         st.next_ops_update_sis = st.passed_sample_intervals + new.ops_update_interval / si;
@@ -450,7 +467,11 @@ impl Kdamond {
         }
         self.ctx.attrs = new;
         if let Some(e) = self.engine.as_mut() {
-            e.attrs_changed(&self.ctx.schemes, &self.ctx.attrs, self.ctx.state.passed_sample_intervals);
+            e.attrs_changed(
+                &self.ctx.schemes,
+                &self.ctx.attrs,
+                self.ctx.state.passed_sample_intervals,
+            );
         }
     }
 
@@ -468,7 +489,10 @@ impl Kdamond {
             if Some(id) != self.ctx.ops_id.as_deref() {
                 return Err(InvalidParam::new(
                     "ops",
-                    format!("cannot switch a running context from {:?} to {id:?}; stop and start it", self.ctx.ops_id),
+                    format!(
+                        "cannot switch a running context from {:?} to {id:?}; stop and start it",
+                        self.ctx.ops_id
+                    ),
                 )
                 .into());
             }
@@ -476,13 +500,18 @@ impl Kdamond {
         let n_dst = self.ctx.targets.len();
         for (i, t) in src.targets.iter().enumerate().skip(n_dst) {
             if t.obsolete {
-                return Err(InvalidParam::new(format!("targets[{i}].obsolete"), "an obsolete target has no running target to remove").into());
+                return Err(InvalidParam::new(
+                    format!("targets[{i}].obsolete"),
+                    "an obsolete target has no running target to remove",
+                )
+                .into());
             }
         }
         check_schemes(&src.schemes, self.ops.as_ref(), self.engine.as_deref())?;
 
         // New targets get their regions from the backend before anything changes.
-        let mut new_targets: Vec<Target> = src.targets.drain(n_dst.min(src.targets.len())..).collect();
+        let mut new_targets: Vec<Target> =
+            src.targets.drain(n_dst.min(src.targets.len())..).collect();
         if new_targets.iter().any(|t| t.regions.is_empty()) {
             let r = self.ops.init(&mut OpsCtx {
                 attrs: &src.attrs,
@@ -509,10 +538,12 @@ impl Kdamond {
             d.commit_from(s);
         }
         let n_kept = self.ctx.schemes.len();
-        self.ctx.schemes.extend(src.schemes.drain(n_kept..).map(|mut s| {
-            s.stat = Default::default();
-            s
-        }));
+        self.ctx
+            .schemes
+            .extend(src.schemes.drain(n_kept..).map(|mut s| {
+                s.stat = Default::default();
+                s
+            }));
 
         let mut kept = Vec::with_capacity(n_dst + new_targets.len());
         let mut src_iter = src.targets.into_iter();
@@ -537,7 +568,7 @@ impl Kdamond {
         self.ctx.targets = kept;
 
         if !self.ctx.attrs.same_params(&src.attrs) {
-            self.set_attrs(src.attrs);
+            self.set_attrs(src.attrs, false);
         }
         self.ctx.min_region_sz = src.min_region_sz;
         self.ctx.addr_unit = src.addr_unit;
@@ -571,6 +602,37 @@ impl Kdamond {
         }
         self.repeats.clear();
         self.ctx
+    }
+}
+
+/// `kdamond_reset_aggregated`: for every region, emits the
+/// `damon_aggregated` event, repairs `nr_accesses_bp` if it drifted from
+/// `nr_accesses * 10000`, then moves `nr_accesses` into `last_nr_accesses`.
+pub fn reset_aggregated(targets: &mut [Target]) {
+    let trace = tracing::enabled!(target: "damon::damon_aggregated", tracing::Level::TRACE);
+    for (ti, t) in targets.iter_mut().enumerate() {
+        let nr_regions = t.regions.len();
+        for r in t.regions.iter_mut() {
+            if trace {
+                tracing::trace!(
+                    target: "damon::damon_aggregated",
+                    target_id = ti,
+                    nr_regions,
+                    start = r.ar.start,
+                    end = r.ar.end,
+                    nr_accesses = r.nr_accesses,
+                    age = r.age,
+                    "damon_aggregated"
+                );
+            }
+            // damon_warn_fix_nr_accesses_corruption
+            let expect = r.nr_accesses.saturating_mul(BP_PER_ACCESS);
+            if r.nr_accesses_bp != expect {
+                r.nr_accesses_bp = expect;
+            }
+            r.last_nr_accesses = r.nr_accesses;
+            r.nr_accesses = 0;
+        }
     }
 }
 

@@ -51,7 +51,9 @@ pub use attrs::{Attrs, IntervalsGoal};
 pub use callbacks::{Callbacks, Control, DamosEngine, DamosEnv};
 pub use clock::{Clock, RealClock, VirtualClock, Wake};
 pub use context::{Context, LoopState};
-pub use error::{CallError, CommitError, InvalidParam, OpsError, RegistryError, StartError, StopError};
+pub use error::{
+    CallError, CommitError, InvalidParam, OpsError, RegistryError, StartError, StopError,
+};
 pub use kdamond::{ExitReason, Kdamond};
 pub use ops::{ApplyOutcome, Operations, OpsCtx};
 pub use region::{AddrRange, Region};

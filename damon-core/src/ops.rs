@@ -65,7 +65,13 @@ pub trait Operations: Send + 'static {
     /// At every aggregation reset.
     fn reset_aggregated(&mut self, _ctx: &mut OpsCtx<'_>) {}
     /// DAMOS prioritization score in `[0, 99]`; higher is applied first.
-    fn get_scheme_score(&self, _attrs: &Attrs, _target: &Target, _region: &Region, _scheme: &Scheme) -> u32 {
+    fn get_scheme_score(
+        &self,
+        _attrs: &Attrs,
+        _target: &Target,
+        _region: &Region,
+        _scheme: &Scheme,
+    ) -> u32 {
         DAMOS_MAX_SCORE
     }
     /// Whether the backend can perform `action`; schemes with an action it
@@ -89,8 +95,14 @@ pub trait Operations: Send + 'static {
         scheme: &Scheme,
     ) -> Result<ApplyOutcome, OpsError> {
         match scheme.action {
-            Action::Stat => Ok(ApplyOutcome { applied: 0, sz_filter_passed: region.size() }),
-            a => Err(OpsError::Unsupported { what: format!("DAMOS action {}", a.name()), hint: "not implemented by this backend".into() }),
+            Action::Stat => Ok(ApplyOutcome {
+                applied: 0,
+                sz_filter_passed: region.size(),
+            }),
+            a => Err(OpsError::Unsupported {
+                what: format!("DAMOS action {}", a.name()),
+                hint: "not implemented by this backend".into(),
+            }),
         }
     }
     /// False once the target is gone; the loop stops when every target is invalid.

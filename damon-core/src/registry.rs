@@ -32,7 +32,9 @@ pub struct OpsRegistry {
 
 impl std::fmt::Debug for OpsRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpsRegistry").field("ids", &self.ids()).finish()
+        f.debug_struct("OpsRegistry")
+            .field("ids", &self.ids())
+            .finish()
     }
 }
 
@@ -61,7 +63,11 @@ impl OpsRegistry {
     where
         F: Fn() -> Result<Box<dyn Operations>, OpsError> + Send + Sync + 'static,
     {
-        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-') {
+        if id.is_empty()
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        {
             return Err(RegistryError::BadId(id.to_string()));
         }
         let mut map = self.map.write();
@@ -74,7 +80,11 @@ impl OpsRegistry {
 
     /// Removes a registration (for tests and plugin unloading).
     pub fn unregister(&self, id: &str) -> Result<(), RegistryError> {
-        self.map.write().remove(id).map(|_| ()).ok_or_else(|| RegistryError::Unknown(id.to_string()))
+        self.map
+            .write()
+            .remove(id)
+            .map(|_| ())
+            .ok_or_else(|| RegistryError::Unknown(id.to_string()))
     }
 
     /// True if `id` is registered (`damon_is_registered_ops`).
@@ -89,7 +99,12 @@ impl OpsRegistry {
 
     /// Builds the backend registered as `id` and installs it in `ctx`.
     pub fn select(&self, ctx: &mut Context, id: &str) -> Result<(), SelectError> {
-        let factory = self.map.read().get(id).cloned().ok_or_else(|| RegistryError::Unknown(id.to_string()))?;
+        let factory = self
+            .map
+            .read()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| RegistryError::Unknown(id.to_string()))?;
         let ops = factory()?;
         ctx.set_ops(id, ops);
         Ok(())

@@ -51,7 +51,13 @@ impl SimPattern {
         let r = AddrRange::new(0, size);
         Self {
             space: vec![r],
-            phases: vec![Phase { duration_us: u64::MAX, hot: vec![HotRange { range: r, probability }] }],
+            phases: vec![Phase {
+                duration_us: u64::MAX,
+                hot: vec![HotRange {
+                    range: r,
+                    probability,
+                }],
+            }],
             exit_after_us: None,
         }
     }
@@ -60,7 +66,10 @@ impl SimPattern {
     pub fn with_hot(size: u64, hot: Vec<HotRange>) -> Self {
         Self {
             space: vec![AddrRange::new(0, size)],
-            phases: vec![Phase { duration_us: u64::MAX, hot }],
+            phases: vec![Phase {
+                duration_us: u64::MAX,
+                hot,
+            }],
             exit_after_us: None,
         }
     }
@@ -79,13 +88,19 @@ impl SimPattern {
         }
         for (i, p) in self.phases.iter().enumerate() {
             if p.duration_us == 0 {
-                return Err(InvalidParam::new(format!("sim.phases[{i}].duration_us"), "must be non-zero"));
+                return Err(InvalidParam::new(
+                    format!("sim.phases[{i}].duration_us"),
+                    "must be non-zero",
+                ));
             }
             let ranges: Vec<_> = p.hot.iter().map(|h| h.range).collect();
             validate_ranges(&ranges, &format!("sim.phases[{i}].hot"))?;
             for (j, h) in p.hot.iter().enumerate() {
                 if !(0.0..=1.0).contains(&h.probability) {
-                    return Err(InvalidParam::new(format!("sim.phases[{i}].hot[{j}].probability"), "must be within [0, 1]"));
+                    return Err(InvalidParam::new(
+                        format!("sim.phases[{i}].hot[{j}].probability"),
+                        "must be within [0, 1]",
+                    ));
                 }
             }
         }
@@ -102,17 +117,32 @@ impl SimPattern {
             }
             t -= u128::from(p.duration_us);
         }
-        (self.phases.len() - 1, self.phases.last().expect("validated: non-empty"))
+        (
+            self.phases.len() - 1,
+            self.phases.last().expect("validated: non-empty"),
+        )
     }
 
     /// Ground truth: bytes of `range` that are hot (probability > 0) at `t_us`.
     pub fn hot_bytes(&self, t_us: u64, range: AddrRange) -> u64 {
-        self.phase_at(t_us).1.hot.iter().filter(|h| h.probability > 0.0).map(|h| h.range.overlap(&range)).sum()
+        self.phase_at(t_us)
+            .1
+            .hot
+            .iter()
+            .filter(|h| h.probability > 0.0)
+            .map(|h| h.range.overlap(&range))
+            .sum()
     }
 
     /// Ground truth: total hot bytes at `t_us`.
     pub fn total_hot_bytes(&self, t_us: u64) -> u64 {
-        self.phase_at(t_us).1.hot.iter().filter(|h| h.probability > 0.0).map(|h| h.range.len()).sum()
+        self.phase_at(t_us)
+            .1
+            .hot
+            .iter()
+            .filter(|h| h.probability > 0.0)
+            .map(|h| h.range.len())
+            .sum()
     }
 
     /// Total mapped bytes.
@@ -150,7 +180,15 @@ pub struct SimOps {
 impl SimOps {
     /// A backend whose targets all follow `pattern`; access draws use a fixed seed.
     pub fn new(pattern: SimPattern) -> Self {
-        Self { default: pattern, per_target: Vec::new(), rng: Rng::new(0x5EED), start_us: None, now_us: 0, applied: Vec::new(), nr_checks: 0 }
+        Self {
+            default: pattern,
+            per_target: Vec::new(),
+            rng: Rng::new(0x5EED),
+            start_us: None,
+            now_us: 0,
+            applied: Vec::new(),
+            nr_checks: 0,
+        }
     }
 
     /// Uses `pattern` for the target whose id is `id`.
@@ -167,12 +205,17 @@ impl SimOps {
 
     /// The pattern of target `id`.
     pub fn pattern(&self, id: u64) -> &SimPattern {
-        self.per_target.iter().find(|(i, _)| *i == id).map(|(_, p)| p).unwrap_or(&self.default)
+        self.per_target
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, p)| p)
+            .unwrap_or(&self.default)
     }
 
     /// Simulated time since the first sample (µs).
     pub fn elapsed_us(&self) -> u64 {
-        self.now_us.saturating_sub(self.start_us.unwrap_or(self.now_us))
+        self.now_us
+            .saturating_sub(self.start_us.unwrap_or(self.now_us))
     }
 }
 
@@ -212,7 +255,11 @@ impl Operations for SimOps {
         let rng = &mut self.rng;
         let mut checks = 0u64;
         for t in ctx.targets.iter_mut() {
-            let pattern = per_target.iter().find(|(i, _)| *i == t.id).map(|(_, p)| p).unwrap_or(default);
+            let pattern = per_target
+                .iter()
+                .find(|(i, _)| *i == t.id)
+                .map(|(_, p)| p)
+                .unwrap_or(default);
             let gone = pattern.exit_after_us.is_some_and(|e| t_us >= e);
             let hot = &pattern.phase_at(t_us).1.hot;
             for r in t.regions.iter_mut() {
@@ -234,22 +281,43 @@ impl Operations for SimOps {
         Ok(())
     }
 
-    fn apply_scheme(&mut self, _attrs: &Attrs, t: &Target, r: &Region, s: &Scheme) -> Result<ApplyOutcome, OpsError> {
+    fn apply_scheme(
+        &mut self,
+        _attrs: &Attrs,
+        t: &Target,
+        r: &Region,
+        s: &Scheme,
+    ) -> Result<ApplyOutcome, OpsError> {
         if self.applied.len() >= 100_000 {
             self.applied.drain(..50_000);
         }
-        self.applied.push(SimApplied { target: t.id, range: r.ar, action: s.action });
-        let applied = if s.action == Action::Stat { 0 } else { r.size() };
-        Ok(ApplyOutcome { applied, sz_filter_passed: r.size() })
+        self.applied.push(SimApplied {
+            target: t.id,
+            range: r.ar,
+            action: s.action,
+        });
+        let applied = if s.action == Action::Stat {
+            0
+        } else {
+            r.size()
+        };
+        Ok(ApplyOutcome {
+            applied,
+            sz_filter_passed: r.size(),
+        })
     }
 
     fn target_valid(&mut self, t: &Target) -> bool {
         let p = self.pattern(t.id);
-        !p.exit_after_us.is_some_and(|e| self.start_us.is_some() && self.elapsed_us() >= e)
+        !p.exit_after_us
+            .is_some_and(|e| self.start_us.is_some() && self.elapsed_us() >= e)
     }
 
     fn invalid_reason(&self) -> Option<String> {
-        Some(format!("simulated targets exited after {} µs", self.elapsed_us()))
+        Some(format!(
+            "simulated targets exited after {} µs",
+            self.elapsed_us()
+        ))
     }
 }
 

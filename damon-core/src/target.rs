@@ -24,7 +24,11 @@ impl Target {
     /// A target without regions (the backend builds them at start, as vaddr
     /// does, or the caller sets them with [`Target::with_ranges`]).
     pub fn new(id: TargetId) -> Self {
-        Self { id, regions: Vec::new(), obsolete: false }
+        Self {
+            id,
+            regions: Vec::new(),
+            obsolete: false,
+        }
     }
 
     /// A target whose initial regions are `ranges` (the kernel's init_regions).

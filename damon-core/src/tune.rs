@@ -31,8 +31,9 @@ pub fn feed_loop_next_input(last_input: u64, score: u64) -> u64 {
 /// `damon_get_intervals_score()`: observed access events relative to the
 /// goal's target share of observable events, in basis points.
 /// Uses 128-bit intermediates where the kernel's `unsigned long` could overflow.
-pub fn intervals_score(targets: &[Target], attrs: &Attrs) -> u64 {
-    let aggr_samples = u128::from(attrs.aggr_samples());
+/// `aggr_samples` is the samples-per-aggregation count the loop keeps across tuning.
+pub fn intervals_score(targets: &[Target], attrs: &Attrs, aggr_samples: u64) -> u64 {
+    let aggr_samples = u128::from(aggr_samples);
     let mut max_events: u128 = 0;
     let mut events: u128 = 0;
     for t in targets {
@@ -59,16 +60,19 @@ pub fn intervals_adaptation_bp(score_bp: u64) -> u64 {
 
 /// The new attributes `kdamond_tune_intervals()` would install, or `None`
 /// when the adaptation is exactly 1.0 (nothing changes).
-pub fn tuned_attrs(targets: &[Target], attrs: &Attrs) -> Option<Attrs> {
-    let adaptation = intervals_adaptation_bp(intervals_score(targets, attrs));
+pub fn tuned_attrs(targets: &[Target], attrs: &Attrs, aggr_samples: u64) -> Option<Attrs> {
+    let adaptation = intervals_adaptation_bp(intervals_score(targets, attrs, aggr_samples));
     if adaptation == 10_000 {
         return None;
     }
     let goal = attrs.intervals_goal;
     let mut new = *attrs;
-    let sample = (u128::from(attrs.sample_interval) * u128::from(adaptation) / 10_000).min(u128::from(u64::MAX)) as u64;
-    new.sample_interval = sample.max(goal.min_sample_us).min(goal.max_sample_us).max(1);
-    new.aggr_samples = attrs.aggr_samples();
-    new.aggr_interval = new.sample_interval.saturating_mul(new.aggr_samples);
+    let sample = (u128::from(attrs.sample_interval) * u128::from(adaptation) / 10_000)
+        .min(u128::from(u64::MAX)) as u64;
+    new.sample_interval = sample
+        .max(goal.min_sample_us)
+        .min(goal.max_sample_us)
+        .max(1);
+    new.aggr_interval = new.sample_interval.saturating_mul(aggr_samples);
     Some(new)
 }

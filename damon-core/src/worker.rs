@@ -19,7 +19,10 @@ struct RunState {
     running_exclusive: bool,
 }
 
-static RUN_STATE: Mutex<RunState> = Mutex::new(RunState { nr_running: 0, running_exclusive: false });
+static RUN_STATE: Mutex<RunState> = Mutex::new(RunState {
+    nr_running: 0,
+    running_exclusive: false,
+});
 
 /// Number of contexts running in this process (`damon_nr_running_ctxs`).
 pub fn damon_nr_running_ctxs() -> usize {
@@ -95,7 +98,8 @@ impl DamonHandle {
     /// The worker's kernel thread id while it runs (`damon_kdamond_pid`).
     #[doc(alias = "damon_kdamond_pid")]
     pub fn thread_id(&self) -> Option<i32> {
-        self.is_running().then(|| self.inner.shared.tid.load(Ordering::Acquire))
+        self.is_running()
+            .then(|| self.inner.shared.tid.load(Ordering::Acquire))
     }
 
     /// Why the worker ended, once it has.
@@ -148,13 +152,17 @@ impl DamonHandle {
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
         let job: Box<dyn FnOnce(&Context) + Send> = Box::new(move |ctx: &Context| {
-            let r = catch_unwind(AssertUnwindSafe(|| f(ctx))).map_err(|p| panic_message(p.as_ref()));
+            let r =
+                catch_unwind(AssertUnwindSafe(|| f(ctx))).map_err(|p| panic_message(p.as_ref()));
             let _ = tx.send(r);
         });
         if !self.is_running() {
             return Err(CallError::Cancelled);
         }
-        self.inner.cmd_tx.send(Cmd::Call(job)).map_err(|_| CallError::Cancelled)?;
+        self.inner
+            .cmd_tx
+            .send(Cmd::Call(job))
+            .map_err(|_| CallError::Cancelled)?;
         match rx.recv() {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(msg)) => Err(CallError::Panicked(msg)),
@@ -173,10 +181,16 @@ impl DamonHandle {
         if !self.is_running() {
             return Err(CallError::Cancelled);
         }
-        self.inner.cmd_tx.send(Cmd::Repeat(Box::new(f))).map_err(|_| CallError::Cancelled)
+        self.inner
+            .cmd_tx
+            .send(Cmd::Repeat(Box::new(f)))
+            .map_err(|_| CallError::Cancelled)
     }
 
-    fn control<R: Send + 'static>(&self, f: impl FnOnce(&mut Kdamond) -> R + Send + 'static) -> Option<R> {
+    fn control<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Kdamond) -> R + Send + 'static,
+    ) -> Option<R> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let job: Box<dyn FnOnce(&mut Kdamond) + Send> = Box::new(move |kd| {
             let _ = tx.send(f(kd));
@@ -196,7 +210,8 @@ impl DamonHandle {
         if self.inner.on_worker() {
             return Err(CommitError::WouldDeadlock);
         }
-        self.control(move |kd| kd.commit(src)).unwrap_or(Err(CommitError::NotRunning))
+        self.control(move |kd| kd.commit(src))
+            .unwrap_or(Err(CommitError::NotRunning))
     }
 
     /// Pauses monitoring; learned state is kept. Returns false if not running.
@@ -244,7 +259,9 @@ pub fn damon_start(ctxs: Vec<Context>, exclusive: bool) -> Result<Vec<DamonHandl
     {
         let mut rs = RUN_STATE.lock();
         if exclusive && rs.nr_running > 0 {
-            return Err(StartError::Busy("an exclusive group cannot start while contexts run"));
+            return Err(StartError::Busy(
+                "an exclusive group cannot start while contexts run",
+            ));
         }
         if !exclusive && rs.running_exclusive {
             return Err(StartError::Busy("an exclusive group is running"));
@@ -261,7 +278,15 @@ pub fn damon_start(ctxs: Vec<Context>, exclusive: bool) -> Result<Vec<DamonHandl
             Ok(h) => handles.push(h),
             Err(e) => {
                 // Contexts never spawned give back their running slots.
-                release_slots(total - index - if matches!(e, StartError::Init { .. }) { 1 } else { 0 });
+                release_slots(
+                    total
+                        - index
+                        - if matches!(e, StartError::Init { .. }) {
+                            1
+                        } else {
+                            0
+                        },
+                );
                 for h in &handles {
                     h.stop();
                 }
@@ -310,14 +335,28 @@ fn spawn_one(mut kd: Kdamond, index: usize) -> Result<DamonHandle, StartError> {
         }
         Err(_) => {
             let _ = thread.join();
-            let reason = shared.exit.lock().clone().map(|r| r.to_string()).unwrap_or_default();
+            let reason = shared
+                .exit
+                .lock()
+                .clone()
+                .map(|r| r.to_string())
+                .unwrap_or_default();
             return Err(StartError::Init {
                 index,
-                source: crate::error::OpsError::Unsupported { what: "worker start".into(), hint: reason },
+                source: crate::error::OpsError::Unsupported {
+                    what: "worker start".into(),
+                    hint: reason,
+                },
             });
         }
     }
-    Ok(DamonHandle { inner: Arc::new(Inner { shared, cmd_tx, thread: Mutex::new(Some(thread)) }) })
+    Ok(DamonHandle {
+        inner: Arc::new(Inner {
+            shared,
+            cmd_tx,
+            thread: Mutex::new(Some(thread)),
+        }),
+    })
 }
 
 fn worker_main(
@@ -325,7 +364,10 @@ fn worker_main(
     shared: Arc<Shared>,
     init_tx: crossbeam_channel::Sender<Result<(), crate::error::OpsError>>,
 ) {
-    shared.tid.store(rustix::thread::gettid().as_raw_nonzero().get(), Ordering::Release);
+    shared.tid.store(
+        rustix::thread::gettid().as_raw_nonzero().get(),
+        Ordering::Release,
+    );
     let result = catch_unwind(AssertUnwindSafe(|| match kd.init() {
         Err(e) => {
             let _ = init_tx.send(Err(e));
@@ -347,7 +389,10 @@ fn worker_main(
             let _ = kd.terminate();
             (None, None)
         }
-        Err(p) => (Some(ExitReason::WorkerPanicked(panic_message(p.as_ref()))), None),
+        Err(p) => (
+            Some(ExitReason::WorkerPanicked(panic_message(p.as_ref()))),
+            None,
+        ),
     };
     if let Some(r) = &reason {
         if !matches!(r, ExitReason::Stopped) {

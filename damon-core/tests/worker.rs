@@ -1,0 +1,432 @@
+//! The worker thread and its controls: start/stop group semantics, calls,
+//! commits, pause/resume, callbacks that stop or panic, handle drops.
+//! The running-context count is process-wide (as in the kernel), so every
+//! test here holds `SERIAL` while it has contexts running.
+
+mod common;
+use common::*;
+use damon_core::*;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn sim_ctx(seed: u64) -> Context {
+    let mut ctx = Context::new();
+    ctx.set_ops(
+        "sim",
+        Box::new(SimOps::new(SimPattern::with_hot(
+            4 * G,
+            vec![HotRange {
+                range: AddrRange::new(0, 256 * M),
+                probability: 0.7,
+            }],
+        ))),
+    );
+    ctx.targets.push(Target::new(0));
+    ctx.clock = Some(Arc::new(VirtualClock::new()));
+    ctx.seed = Some(seed);
+    ctx
+}
+
+/// Worker threads alive in this process (they are named `kdamond.N`; other
+/// threads belong to the test harness).
+fn threads_now() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    std::fs::read_to_string(e.path().join("comm"))
+                        .is_ok_and(|c| c.starts_with("kdamond."))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn fds_now() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Waits (bounded) for a worker to end by itself; worker progress on a
+/// virtual clock is CPU-bound, so this is a bound, not a timing assumption.
+fn wait_end(h: &DamonHandle) -> ExitReason {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while h.is_running() {
+        assert!(Instant::now() < deadline, "worker did not end");
+        std::thread::yield_now();
+    }
+    h.wait().expect("an exit reason")
+}
+
+#[test]
+fn exclusive_and_non_exclusive_groups_exclude_each_other() {
+    let _g = SERIAL.lock();
+    let a = damon_start(vec![sim_ctx(1), sim_ctx(2)], false).unwrap();
+    assert_eq!(damon_nr_running_ctxs(), 2);
+    assert!(matches!(
+        damon_start(vec![sim_ctx(3)], true),
+        Err(StartError::Busy(_))
+    ));
+    let b = damon_start(vec![sim_ctx(4)], false).unwrap();
+    assert_eq!(damon_nr_running_ctxs(), 3);
+    damon_stop(&a).unwrap();
+    damon_stop(&b).unwrap();
+    assert_eq!(damon_nr_running_ctxs(), 0);
+    let ex = damon_start(vec![sim_ctx(5)], true).unwrap();
+    assert!(matches!(
+        damon_start(vec![sim_ctx(6)], false),
+        Err(StartError::Busy(_))
+    ));
+    assert!(matches!(
+        damon_start(vec![sim_ctx(7)], true),
+        Err(StartError::Busy(_))
+    ));
+    assert_eq!(damon_stop(&ex), Ok(()));
+    assert_eq!(damon_stop(&ex), Err(StopError::NotRunning { index: 0 }));
+    // the exclusive flag cleared with the last context
+    let c = damon_start(vec![sim_ctx(8)], false).unwrap();
+    drop(c);
+    assert_eq!(damon_nr_running_ctxs(), 0);
+}
+
+#[test]
+fn start_stop_races_keep_group_semantics() {
+    let _g = SERIAL.lock();
+    let threads_before = threads_now();
+    let violations = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..6)
+        .map(|i| {
+            let violations = violations.clone();
+            let started = started.clone();
+            std::thread::spawn(move || {
+                for round in 0..40u64 {
+                    let exclusive = (i + round) % 3 == 0;
+                    let n = 1 + (round % 2) as usize;
+                    let ctxs = (0..n).map(|k| sim_ctx(round * 10 + k as u64)).collect();
+                    match damon_start(ctxs, exclusive) {
+                        Ok(hs) => {
+                            started.fetch_add(1, Ordering::Relaxed);
+                            // while an exclusive group runs, it is alone
+                            if exclusive && damon_nr_running_ctxs() != n {
+                                violations.fetch_add(1, Ordering::Relaxed);
+                            }
+                            let _ = hs[0].call(|c| c.nr_regions());
+                            damon_stop(&hs).unwrap();
+                        }
+                        Err(StartError::Busy(_)) => {}
+                        Err(e) => panic!("unexpected start error: {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert_eq!(violations.load(Ordering::Relaxed), 0);
+    assert!(started.load(Ordering::Relaxed) > 0);
+    assert_eq!(damon_nr_running_ctxs(), 0);
+    assert_eq!(threads_now(), threads_before, "no worker thread leaked");
+}
+
+#[test]
+fn commits_and_calls_storm_while_running() {
+    let _g = SERIAL.lock();
+    let hs = damon_start(vec![sim_ctx(11)], false).unwrap();
+    let h = hs[0].clone();
+    let storm: Vec<_> = (0..4)
+        .map(|i| {
+            let h = h.clone();
+            std::thread::spawn(move || {
+                for k in 0..50u64 {
+                    if (i + k) % 2 == 0 {
+                        let mut src = Context::new();
+                        src.attrs.sample_interval = 1000 * (1 + k % 5);
+                        src.attrs.aggr_interval = src.attrs.sample_interval * (10 + k % 7);
+                        src.attrs.min_nr_regions = 5 + (k % 10) as u32;
+                        src.targets.push(Target::new(0));
+                        h.commit(src).unwrap();
+                    } else {
+                        let ok = h
+                            .call(|c| {
+                                let t = &c.targets[0];
+                                t.regions.windows(2).all(|w| w[0].ar.end <= w[1].ar.start)
+                                    && t.total_bytes() == 4 * G
+                            })
+                            .unwrap();
+                        assert!(ok, "regions broken during the storm");
+                    }
+                    // invalid commits are refused and change nothing
+                    let mut bad = Context::new();
+                    bad.attrs.min_nr_regions = 1;
+                    assert!(matches!(h.commit(bad), Err(CommitError::Invalid(_))));
+                }
+            })
+        })
+        .collect();
+    for s in storm {
+        s.join().unwrap();
+    }
+    assert!(h.is_running());
+    damon_stop(&hs).unwrap();
+}
+
+#[test]
+fn pause_keeps_state_and_resume_continues() {
+    let _g = SERIAL.lock();
+    let hs = damon_start(vec![sim_ctx(21)], false).unwrap();
+    let h = &hs[0];
+    while h.call(|c| c.passed_sample_intervals()).unwrap() < 200 {}
+    assert!(h.pause());
+    let snap = h
+        .call(|c| (c.passed_sample_intervals(), c.targets.clone()))
+        .unwrap();
+    for _ in 0..20 {
+        let now = h
+            .call(|c| (c.passed_sample_intervals(), c.targets.clone()))
+            .unwrap();
+        assert_eq!(
+            now, snap,
+            "a paused context does not sample, merge or split"
+        );
+    }
+    assert!(h.resume());
+    while h.call(|c| c.passed_sample_intervals()).unwrap() <= snap.0 {}
+    // stop while paused
+    assert!(h.pause());
+    damon_stop(&hs).unwrap();
+    assert!(matches!(h.exit_reason(), Some(ExitReason::Stopped)));
+}
+
+#[test]
+fn stop_from_inside_a_callback_does_not_deadlock() {
+    let _g = SERIAL.lock();
+    let slot: Arc<OnceLock<DamonHandle>> = Arc::new(OnceLock::new());
+    let mut ctx = sim_ctx(31);
+    let s = slot.clone();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c2 = count.clone();
+    ctx.callbacks.after_aggregation = Some(Box::new(move |_| {
+        // the first aggregation after the test stored the handle
+        if let Some(h) = s.get() {
+            if c2.fetch_add(1, Ordering::SeqCst) == 0 {
+                // calling into our own worker is refused, not a deadlock
+                assert_eq!(h.call(|c| c.nr_regions()), Err(CallError::WouldDeadlock));
+                h.stop();
+            }
+        }
+        Control::Continue
+    }));
+    let hs = damon_start(vec![ctx], false).unwrap();
+    slot.set(hs[0].clone()).unwrap();
+    assert!(matches!(wait_end(&hs[0]), ExitReason::Stopped));
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "no aggregation ran after the stop"
+    );
+    // The clone kept by the callback dies with the worker's context, so
+    // dropping ours now leaves nothing behind.
+    drop(hs);
+    assert_eq!(threads_now(), 0);
+}
+
+#[test]
+fn callback_asking_to_stop_ends_cleanly() {
+    let _g = SERIAL.lock();
+    let mut ctx = sim_ctx(41);
+    ctx.callbacks.after_sampling = Some(Box::new(|c| {
+        if c.passed_sample_intervals() >= 50 {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    }));
+    let terminated = Arc::new(AtomicUsize::new(0));
+    let t2 = terminated.clone();
+    ctx.callbacks.before_terminate = Some(Box::new(move |_| {
+        t2.fetch_add(1, Ordering::SeqCst);
+    }));
+    let hs = damon_start(vec![ctx], false).unwrap();
+    assert!(matches!(
+        wait_end(&hs[0]),
+        ExitReason::CallbackStopped {
+            callback: "after_sampling"
+        }
+    ));
+    assert_eq!(terminated.load(Ordering::SeqCst), 1);
+    let final_ctx = hs[0].take_final_context().expect("final context");
+    assert_eq!(final_ctx.passed_sample_intervals(), 50);
+    assert_eq!(damon_nr_running_ctxs(), 0);
+}
+
+#[test]
+fn panicking_callback_stops_its_context_and_is_reported() {
+    let _g = SERIAL.lock();
+    let mut ctx = sim_ctx(51);
+    ctx.callbacks.after_aggregation = Some(Box::new(|c| {
+        if c.passed_sample_intervals() > 100 {
+            panic!("boom at {}", c.passed_sample_intervals());
+        }
+        Control::Continue
+    }));
+    let other = damon_start(vec![sim_ctx(52)], false).unwrap();
+    let hs = damon_start(vec![ctx], false).unwrap();
+    match wait_end(&hs[0]) {
+        ExitReason::CallbackPanicked { callback, message } => {
+            assert_eq!(callback, "after_aggregation");
+            assert!(message.starts_with("boom at "), "{message}");
+        }
+        r => panic!("unexpected exit: {r}"),
+    }
+    assert!(other[0].is_running(), "another context is not affected");
+    assert!(other[0].call(|c| c.nr_regions()).unwrap() > 0);
+    drop(other);
+    assert_eq!(damon_nr_running_ctxs(), 0);
+}
+
+#[test]
+fn calls_one_shot_repeat_and_after_stop() {
+    let _g = SERIAL.lock();
+    let hs = damon_start(vec![sim_ctx(61)], false).unwrap();
+    let h = &hs[0];
+    assert!(h
+        .thread_id()
+        .is_some_and(|tid| std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()));
+    assert!(matches!(h.call(|_| panic!("oops")), Err(CallError::Panicked(m)) if m == "oops"));
+    assert!(
+        h.is_running(),
+        "a panicking one-shot call does not stop the context"
+    );
+    let runs = Arc::new(AtomicUsize::new(0));
+    let r2 = runs.clone();
+    h.call_repeat(move |_| {
+        r2.fetch_add(1, Ordering::SeqCst);
+        Control::Continue
+    })
+    .unwrap();
+    while runs.load(Ordering::SeqCst) < 10 {
+        h.call(|_| ()).unwrap();
+    }
+    damon_stop(&hs).unwrap();
+    assert_eq!(h.call(|c| c.nr_regions()), Err(CallError::Cancelled));
+    assert!(matches!(
+        h.commit(Context::new()),
+        Err(CommitError::NotRunning)
+    ));
+    assert!(!h.pause());
+}
+
+#[test]
+fn repeat_call_panic_stops_the_context() {
+    let _g = SERIAL.lock();
+    let hs = damon_start(vec![sim_ctx(71)], false).unwrap();
+    hs[0]
+        .call_repeat(|c| {
+            if c.passed_sample_intervals() > 30 {
+                panic!("repeat boom")
+            } else {
+                Control::Continue
+            }
+        })
+        .unwrap();
+    assert!(matches!(
+        wait_end(&hs[0]),
+        ExitReason::CallbackPanicked {
+            callback: "damon_call",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn all_targets_invalid_stops_with_reason() {
+    let _g = SERIAL.lock();
+    let mut ctx = Context::new();
+    let mut p = SimPattern::uniform(G, 0.5);
+    p.exit_after_us = Some(2_000_000);
+    ctx.set_ops("sim", Box::new(SimOps::new(p)));
+    ctx.targets.push(Target::new(0));
+    ctx.clock = Some(Arc::new(VirtualClock::new()));
+    let hs = damon_start(vec![ctx], false).unwrap();
+    match wait_end(&hs[0]) {
+        ExitReason::AllTargetsInvalid { detail } => assert!(detail.contains("exited"), "{detail}"),
+        r => panic!("unexpected exit: {r}"),
+    }
+    assert_eq!(damon_nr_running_ctxs(), 0);
+}
+
+struct FailingInit;
+impl Operations for FailingInit {
+    fn init(&mut self, _: &mut OpsCtx<'_>) -> Result<(), OpsError> {
+        Err(OpsError::Unsupported {
+            what: "test".into(),
+            hint: "CONFIG_NOTHING".into(),
+        })
+    }
+    fn prepare_access_checks(&mut self, _: &mut OpsCtx<'_>) -> Result<(), OpsError> {
+        Ok(())
+    }
+    fn check_accesses(&mut self, _: &mut OpsCtx<'_>) -> Result<u32, OpsError> {
+        Ok(0)
+    }
+}
+
+#[test]
+fn bad_contexts_are_refused_with_typed_errors() {
+    let _g = SERIAL.lock();
+    let threads_before = threads_now();
+    let mut bad = sim_ctx(81);
+    bad.attrs.sample_interval = 0;
+    assert!(
+        matches!(damon_start(vec![sim_ctx(80), bad], false), Err(StartError::Invalid { index: 1, ref source }) if source.field == "attrs.sample_interval")
+    );
+    assert!(matches!(
+        damon_start(vec![Context::new()], false),
+        Err(StartError::NoOps { index: 0 })
+    ));
+    assert!(matches!(damon_start(vec![], false), Err(StartError::Empty)));
+    let mut overlapping = sim_ctx(82);
+    overlapping.targets[0] =
+        Target::with_ranges(0, &[AddrRange::new(0, 8192), AddrRange::new(4096, 16384)]);
+    assert!(matches!(
+        damon_start(vec![overlapping], false),
+        Err(StartError::Invalid { .. })
+    ));
+    let mut failing = Context::new();
+    failing.set_ops("failing", Box::new(FailingInit));
+    failing.clock = Some(Arc::new(VirtualClock::new()));
+    let e = damon_start(vec![sim_ctx(83), failing], false).unwrap_err();
+    assert!(matches!(e, StartError::Init { index: 1, .. }), "{e}");
+    assert!(e.to_string().contains("CONFIG_NOTHING"));
+    assert_eq!(damon_nr_running_ctxs(), 0, "the group's slots are released");
+    assert_eq!(threads_now(), threads_before);
+}
+
+#[test]
+fn many_contexts_started_and_stopped_leak_nothing() {
+    let _g = SERIAL.lock();
+    let (threads_before, fds_before) = (threads_now(), fds_now());
+    for round in 0..30u64 {
+        let hs = damon_start(
+            (0..4).map(|k| sim_ctx(round * 4 + k)).collect(),
+            round % 2 == 0,
+        )
+        .unwrap();
+        assert_eq!(damon_nr_running_ctxs(), 4);
+        if round % 3 == 0 {
+            drop(hs); // dropping the last handles stops and joins
+        } else {
+            damon_stop(&hs).unwrap();
+        }
+    }
+    assert_eq!(damon_nr_running_ctxs(), 0);
+    assert_eq!(threads_now(), threads_before);
+    assert_eq!(fds_now(), fds_before);
+}
