@@ -219,7 +219,20 @@ impl Kdamond {
             self.ctx.attrs.min_nr_regions,
             self.ctx.min_region_sz,
         );
+        self.reserve_region_capacity();
         Ok(())
+    }
+
+    /// Reserves room for `max_nr_regions` (capped at 64 Ki) regions in every
+    /// target and in the scratch vector, so region vectors never grow
+    /// inside the loop: merge and split then run without allocating.
+    fn reserve_region_capacity(&mut self) {
+        let want = (self.ctx.attrs.max_nr_regions as usize).clamp(16, 1 << 16) + 1;
+        for v in self.ctx.targets.iter_mut().map(|t| &mut t.regions).chain(std::iter::once(&mut self.scratch)) {
+            if v.capacity() < want {
+                v.reserve(want - v.len());
+            }
+        }
     }
 
     fn need_stop(&mut self) -> Option<ExitReason> {
@@ -573,6 +586,7 @@ impl Kdamond {
         self.ctx.min_region_sz = src.min_region_sz;
         self.ctx.addr_unit = src.addr_unit;
         self.ctx.pause = src.pause;
+        self.reserve_region_capacity();
         if let Some(e) = self.engine.as_mut() {
             e.schemes_committed(
                 old_nr_schemes,

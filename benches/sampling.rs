@@ -1,0 +1,127 @@
+//! Cost of the sampling loop on the simulated backend.
+//!
+//! * `sampling/sim/N`: one sampling step (prepare + check of every region)
+//!   with N regions; no aggregation happens inside the measurement.
+//! * `aggregation/sim/N`: one merge + `min_nr_regions` enforcement + split
+//!   of N regions with mixed access counts.
+//! * `aggregation_space/sim/{1GiB,1TiB}`: one whole aggregation interval
+//!   (20 samples, merge, reset, split) at default attributes on spaces of
+//!   very different size: the cost must not grow with the space.
+//!
+//! Per-region-sample cost = `sampling/sim/N` time / N.
+
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use damon_core::adapt::{apply_min_nr_regions, merge_regions, split_regions};
+use damon_core::*;
+use std::sync::Arc;
+
+fn sampling_loop(nr_regions: u32) -> Kdamond {
+    let mut ctx = Context::new();
+    // min = max = N keeps the count at N; an aggregation interval far in
+    // the future keeps merge/split out of the measurement.
+    ctx.attrs.min_nr_regions = nr_regions.max(3);
+    ctx.attrs.max_nr_regions = nr_regions.max(3);
+    ctx.attrs.sample_interval = 1;
+    ctx.attrs.aggr_interval = u64::MAX / 4;
+    ctx.attrs.ops_update_interval = u64::MAX / 4;
+    let space = 1u64 << 40;
+    let hot = HotRange { range: AddrRange::new(0, space / 2), probability: 0.5 };
+    ctx.set_ops("sim", Box::new(SimOps::new(SimPattern::with_hot(space, vec![hot]))));
+    ctx.targets.push(Target::new(0));
+    ctx.clock = Some(Arc::new(VirtualClock::new()));
+    ctx.seed = Some(7);
+    let mut kd = Kdamond::new(ctx).expect("valid");
+    kd.init().expect("init");
+    assert_eq!(kd.ctx().nr_regions(), nr_regions as usize);
+    kd
+}
+
+fn bench_sampling(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sampling");
+    for n in [10u32, 100, 1000, 10_000] {
+        let mut kd = sampling_loop(n);
+        g.throughput(Throughput::Elements(u64::from(n)));
+        g.bench_function(BenchmarkId::new("sim", n), |b| {
+            b.iter(|| {
+                let r = kd.step();
+                assert!(r.is_none());
+                black_box(kd.ctx().targets[0].regions[0].nr_accesses)
+            })
+        });
+    }
+    g.finish();
+}
+
+fn mixed_targets(n: usize) -> Vec<Target> {
+    let mut rng = Rng::new(3);
+    let size = 1u64 << 22;
+    let regions = (0..n as u64)
+        .map(|i| {
+            let mut r = Region::new(i * size, (i + 1) * size);
+            // runs of similar counts so some merge and some do not
+            r.nr_accesses = ((i / 7) % 5 * 4 + rng.range(0, 2)) as u32;
+            r.nr_accesses_bp = r.nr_accesses * 10_000;
+            r.last_nr_accesses = ((i / 5) % 3 * 6) as u32;
+            r
+        })
+        .collect();
+    vec![Target { id: 0, regions, obsolete: false }]
+}
+
+fn bench_aggregation(c: &mut Criterion) {
+    let mut g = c.benchmark_group("aggregation");
+    for n in [10usize, 100, 1000, 10_000] {
+        let base = mixed_targets(n);
+        let max_nr = (2 * n).max(20) as u32;
+        let min_nr = (n / 4).max(3) as u32;
+        let mut scratch = Vec::with_capacity(4 * n);
+        let mut rng = Rng::new(1);
+        let mut last = 0usize;
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(BenchmarkId::new("sim", n), |b| {
+            b.iter_batched_ref(
+                || base.clone(),
+                |targets| {
+                    merge_regions(targets, 2, u64::MAX, max_nr, 20);
+                    let sz = apply_min_nr_regions(targets, &mut scratch, min_nr, 4096);
+                    split_regions(targets, &mut scratch, max_nr, 4096, &mut last, &mut rng);
+                    black_box((sz, targets[0].regions.len()))
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+fn bench_aggregation_space(c: &mut Criterion) {
+    let mut g = c.benchmark_group("aggregation_space");
+    for (name, space) in [("1GiB", 1u64 << 30), ("1TiB", 1u64 << 40)] {
+        let mut ctx = Context::new();
+        // the same shape at both sizes: 5% hot at the same relative place
+        let hot = HotRange { range: AddrRange::new(space / 4, space / 4 + space / 20), probability: 0.8 };
+        ctx.set_ops("sim", Box::new(SimOps::new(SimPattern::with_hot(space, vec![hot]))));
+        ctx.targets.push(Target::new(0));
+        ctx.clock = Some(Arc::new(VirtualClock::new()));
+        ctx.seed = Some(11);
+        let mut kd = Kdamond::new(ctx).expect("valid");
+        kd.init().expect("init");
+        // warm up: let regions adapt
+        for _ in 0..400 {
+            kd.step();
+        }
+        g.bench_function(BenchmarkId::new("sim", name), |b| {
+            b.iter(|| {
+                // one aggregation interval = 20 samples at default attributes
+                for _ in 0..20 {
+                    assert!(kd.step().is_none());
+                }
+                black_box(kd.ctx().nr_regions())
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_sampling, bench_aggregation, bench_aggregation_space);
+criterion_main!(benches);
