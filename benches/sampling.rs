@@ -8,14 +8,23 @@
 //!   (20 samples, merge, reset, split) at default attributes on spaces of
 //!   very different size: the cost must not grow with the space.
 //!
-//! Per-region-sample cost = `sampling/sim/N` time / N.
+//! * `sampling/engine/N`: the same step with a backend that does only the
+//!   engine's share (sampling address, access-rate update): engine time.
+//!
+//! Per-region-sample cost = `sampling/{sim,engine}/N` time / N.
 
-use criterion::{black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use criterion::{
+    black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput,
+};
 use damon_core::adapt::{apply_min_nr_regions, merge_regions, split_regions};
 use damon_core::*;
 use std::sync::Arc;
 
 fn sampling_loop(nr_regions: u32) -> Kdamond {
+    sampling_loop_with(nr_regions, true)
+}
+
+fn sampling_loop_with(nr_regions: u32, sim: bool) -> Kdamond {
     let mut ctx = Context::new();
     // min = max = N keeps the count at N; an aggregation interval far in
     // the future keeps merge/split out of the measurement.
@@ -25,9 +34,21 @@ fn sampling_loop(nr_regions: u32) -> Kdamond {
     ctx.attrs.aggr_interval = u64::MAX / 4;
     ctx.attrs.ops_update_interval = u64::MAX / 4;
     let space = 1u64 << 40;
-    let hot = HotRange { range: AddrRange::new(0, space / 2), probability: 0.5 };
-    ctx.set_ops("sim", Box::new(SimOps::new(SimPattern::with_hot(space, vec![hot]))));
-    ctx.targets.push(Target::new(0));
+    let hot = HotRange {
+        range: AddrRange::new(0, space / 2),
+        probability: 0.5,
+    };
+    if sim {
+        ctx.set_ops(
+            "sim",
+            Box::new(SimOps::new(SimPattern::with_hot(space, vec![hot]))),
+        );
+        ctx.targets.push(Target::new(0));
+    } else {
+        ctx.set_ops("engine", Box::new(EngineOnly));
+        ctx.targets
+            .push(Target::with_ranges(0, &[AddrRange::new(0, space)]));
+    }
     ctx.clock = Some(Arc::new(VirtualClock::new()));
     ctx.seed = Some(7);
     let mut kd = Kdamond::new(ctx).expect("valid");
@@ -36,12 +57,47 @@ fn sampling_loop(nr_regions: u32) -> Kdamond {
     kd
 }
 
+/// A backend that does the engine's part only: `damon_rand` for the
+/// sampling address and the access-rate update, with "accessed" taken from
+/// one address bit instead of a page-table or pattern lookup.
+struct EngineOnly;
+
+impl Operations for EngineOnly {
+    fn prepare_access_checks(&mut self, ctx: &mut OpsCtx<'_>) -> Result<(), OpsError> {
+        for t in ctx.targets.iter_mut() {
+            for r in t.regions.iter_mut() {
+                r.sampling_addr = ctx.rng.range(r.ar.start, r.ar.end);
+            }
+        }
+        Ok(())
+    }
+    fn check_accesses(&mut self, ctx: &mut OpsCtx<'_>) -> Result<u32, OpsError> {
+        let rate = AccessRate::new(ctx.attrs);
+        let mut max = 0;
+        for t in ctx.targets.iter_mut() {
+            for r in t.regions.iter_mut() {
+                rate.update(r, r.sampling_addr & (1 << 12) != 0);
+                max = max.max(r.nr_accesses);
+            }
+        }
+        Ok(max)
+    }
+}
+
 fn bench_sampling(c: &mut Criterion) {
     let mut g = c.benchmark_group("sampling");
     for n in [10u32, 100, 1000, 10_000] {
         let mut kd = sampling_loop(n);
         g.throughput(Throughput::Elements(u64::from(n)));
         g.bench_function(BenchmarkId::new("sim", n), |b| {
+            b.iter(|| {
+                let r = kd.step();
+                assert!(r.is_none());
+                black_box(kd.ctx().targets[0].regions[0].nr_accesses)
+            })
+        });
+        let mut kd = sampling_loop_with(n, false);
+        g.bench_function(BenchmarkId::new("engine", n), |b| {
             b.iter(|| {
                 let r = kd.step();
                 assert!(r.is_none());
@@ -65,7 +121,11 @@ fn mixed_targets(n: usize) -> Vec<Target> {
             r
         })
         .collect();
-    vec![Target { id: 0, regions, obsolete: false }]
+    vec![Target {
+        id: 0,
+        regions,
+        obsolete: false,
+    }]
 }
 
 fn bench_aggregation(c: &mut Criterion) {
@@ -99,8 +159,14 @@ fn bench_aggregation_space(c: &mut Criterion) {
     for (name, space) in [("1GiB", 1u64 << 30), ("1TiB", 1u64 << 40)] {
         let mut ctx = Context::new();
         // the same shape at both sizes: 5% hot at the same relative place
-        let hot = HotRange { range: AddrRange::new(space / 4, space / 4 + space / 20), probability: 0.8 };
-        ctx.set_ops("sim", Box::new(SimOps::new(SimPattern::with_hot(space, vec![hot]))));
+        let hot = HotRange {
+            range: AddrRange::new(space / 4, space / 4 + space / 20),
+            probability: 0.8,
+        };
+        ctx.set_ops(
+            "sim",
+            Box::new(SimOps::new(SimPattern::with_hot(space, vec![hot]))),
+        );
         ctx.targets.push(Target::new(0));
         ctx.clock = Some(Arc::new(VirtualClock::new()));
         ctx.seed = Some(11);
@@ -123,5 +189,10 @@ fn bench_aggregation_space(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_sampling, bench_aggregation, bench_aggregation_space);
+criterion_group!(
+    benches,
+    bench_sampling,
+    bench_aggregation,
+    bench_aggregation_space
+);
 criterion_main!(benches);

@@ -17,19 +17,63 @@ pub fn moving_sum(mvsum: u32, nomvsum: u32, len_window: u32, new_value: u32) -> 
 }
 
 /// Records one sample's result for `r` (`damon_update_region_access_rate`).
-/// Backends call this from [`crate::Operations::check_accesses`].
+/// Backends that check many regions per sample should build an
+/// [`AccessRate`] once and call [`AccessRate::update`] instead.
 #[inline]
 pub fn update_region_access_rate(r: &mut Region, accessed: bool, attrs: &Attrs) {
-    let len_window = attrs.max_nr_accesses().max(1);
-    let nomvsum = r.last_nr_accesses.saturating_mul(BP_PER_ACCESS);
-    r.nr_accesses_bp = moving_sum(
-        r.nr_accesses_bp,
-        nomvsum,
-        len_window,
-        if accessed { BP_PER_ACCESS } else { 0 },
-    );
-    if accessed {
-        r.nr_accesses = r.nr_accesses.saturating_add(1);
+    AccessRate::new(attrs).update(r, accessed);
+}
+
+/// `damon_update_region_access_rate()` with the window length hoisted out
+/// of the per-region loop: the kernel divides by `max_nr_accesses` for
+/// every region and sample; this divides by a precomputed reciprocal
+/// (exact for all 32-bit numerators: Lemire, Kaser and Kurz, "Faster
+/// remainder by direct computation", 2019).
+#[derive(Clone, Copy, Debug)]
+pub struct AccessRate {
+    len_window: u32,
+    /// ceil(2^64 / len_window); 0 when len_window is 1 (identity).
+    magic: u64,
+}
+
+impl AccessRate {
+    /// Prepares updates for the current attributes.
+    #[inline]
+    pub fn new(attrs: &Attrs) -> Self {
+        let len_window = attrs.max_nr_accesses().max(1);
+        let magic = if len_window == 1 {
+            0
+        } else {
+            (u64::MAX / u64::from(len_window)).wrapping_add(1)
+        };
+        Self { len_window, magic }
+    }
+
+    /// `x / len_window` without a division instruction.
+    #[inline]
+    fn div(&self, x: u32) -> u32 {
+        if self.magic == 0 {
+            x
+        } else {
+            ((u128::from(self.magic) * u128::from(x)) >> 64) as u32
+        }
+    }
+
+    /// Records one sample's result for `r`.
+    #[inline]
+    pub fn update(&self, r: &mut Region, accessed: bool) {
+        let nomvsum = r.last_nr_accesses.saturating_mul(BP_PER_ACCESS);
+        let new_value = if accessed { BP_PER_ACCESS } else { 0 };
+        r.nr_accesses_bp = r
+            .nr_accesses_bp
+            .saturating_sub(self.div(nomvsum))
+            .saturating_add(new_value);
+        r.nr_accesses = r.nr_accesses.saturating_add(u32::from(accessed));
+    }
+
+    /// The window length (`damon_max_nr_accesses`).
+    pub fn len_window(&self) -> u32 {
+        self.len_window
     }
 }
 

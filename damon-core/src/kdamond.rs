@@ -228,7 +228,13 @@ impl Kdamond {
     /// inside the loop: merge and split then run without allocating.
     fn reserve_region_capacity(&mut self) {
         let want = (self.ctx.attrs.max_nr_regions as usize).clamp(16, 1 << 16) + 1;
-        for v in self.ctx.targets.iter_mut().map(|t| &mut t.regions).chain(std::iter::once(&mut self.scratch)) {
+        for v in self
+            .ctx
+            .targets
+            .iter_mut()
+            .map(|t| &mut t.regions)
+            .chain(std::iter::once(&mut self.scratch))
+        {
             if v.capacity() < want {
                 v.reserve(want - v.len());
             }

@@ -46,7 +46,7 @@ pub mod target;
 pub mod tune;
 pub mod worker;
 
-pub use access::update_region_access_rate;
+pub use access::{update_region_access_rate, AccessRate};
 pub use attrs::{Attrs, IntervalsGoal};
 pub use callbacks::{Callbacks, Control, DamosEngine, DamosEnv};
 pub use clock::{Clock, RealClock, VirtualClock, Wake};

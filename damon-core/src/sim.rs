@@ -3,7 +3,7 @@
 //! ranges and per-sample access probabilities. The ground truth can be
 //! queried per range, so tests, benchmarks and examples can score accuracy.
 
-use crate::access::update_region_access_rate;
+use crate::access::AccessRate;
 use crate::adapt::{set_regions, validate_ranges};
 use crate::attrs::Attrs;
 use crate::damos::{Action, Scheme};
@@ -151,6 +151,36 @@ impl SimPattern {
     }
 }
 
+/// A pattern with per-phase integer thresholds precomputed for the hot path.
+#[derive(Clone, Debug)]
+struct Compiled {
+    pattern: SimPattern,
+    /// Per phase: (start, end, threshold as a fraction of 2^64).
+    phases: Vec<Vec<(u64, u64, u128)>>,
+}
+
+impl Compiled {
+    fn new(pattern: SimPattern) -> Self {
+        let phases = pattern
+            .phases
+            .iter()
+            .map(|p| {
+                p.hot
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.range.start,
+                            h.range.end,
+                            probability_threshold(h.probability),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        Self { pattern, phases }
+    }
+}
+
 /// A record of one simulated DAMOS action.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimApplied {
@@ -166,8 +196,8 @@ pub struct SimApplied {
 /// given per target id with [`SimOps::with_target`].
 #[derive(Debug)]
 pub struct SimOps {
-    default: SimPattern,
-    per_target: Vec<(u64, SimPattern)>,
+    default: Compiled,
+    per_target: Vec<(u64, Compiled)>,
     rng: Rng,
     start_us: Option<u64>,
     now_us: u64,
@@ -181,7 +211,7 @@ impl SimOps {
     /// A backend whose targets all follow `pattern`; access draws use a fixed seed.
     pub fn new(pattern: SimPattern) -> Self {
         Self {
-            default: pattern,
+            default: Compiled::new(pattern),
             per_target: Vec::new(),
             rng: Rng::new(0x5EED),
             start_us: None,
@@ -193,7 +223,7 @@ impl SimOps {
 
     /// Uses `pattern` for the target whose id is `id`.
     pub fn with_target(mut self, id: u64, pattern: SimPattern) -> Self {
-        self.per_target.push((id, pattern));
+        self.per_target.push((id, Compiled::new(pattern)));
         self
     }
 
@@ -205,11 +235,13 @@ impl SimOps {
 
     /// The pattern of target `id`.
     pub fn pattern(&self, id: u64) -> &SimPattern {
-        self.per_target
+        &self
+            .per_target
             .iter()
             .find(|(i, _)| *i == id)
             .map(|(_, p)| p)
             .unwrap_or(&self.default)
+            .pattern
     }
 
     /// Simulated time since the first sample (µs).
@@ -221,9 +253,9 @@ impl SimOps {
 
 impl Operations for SimOps {
     fn init(&mut self, ctx: &mut OpsCtx<'_>) -> Result<(), OpsError> {
-        self.default.validate()?;
+        self.default.pattern.validate()?;
         for (_, p) in &self.per_target {
-            p.validate()?;
+            p.pattern.validate()?;
         }
         for t in ctx.targets.iter_mut() {
             if t.regions.is_empty() {
@@ -254,17 +286,18 @@ impl Operations for SimOps {
         let per_target = &self.per_target;
         let rng = &mut self.rng;
         let mut checks = 0u64;
+        let rate = AccessRate::new(ctx.attrs);
         for t in ctx.targets.iter_mut() {
             let pattern = per_target
                 .iter()
                 .find(|(i, _)| *i == t.id)
                 .map(|(_, p)| p)
                 .unwrap_or(default);
-            let gone = pattern.exit_after_us.is_some_and(|e| t_us >= e);
-            let hot = &pattern.phase_at(t_us).1.hot;
+            let gone = pattern.pattern.exit_after_us.is_some_and(|e| t_us >= e);
+            let hot = &pattern.phases[pattern.pattern.phase_at(t_us).0];
             for r in t.regions.iter_mut() {
                 let accessed = !gone && sampled_hot(hot, r.sampling_addr, rng);
-                update_region_access_rate(r, accessed, ctx.attrs);
+                rate.update(r, accessed);
                 max = max.max(r.nr_accesses);
             }
             checks += t.regions.len() as u64;
@@ -321,16 +354,28 @@ impl Operations for SimOps {
     }
 }
 
+/// Whether a sample at `addr` sees an access. One random draw per call,
+/// whatever the address, and an integer threshold: the outcome never
+/// steers a branch, so the cost does not depend on the layout.
 #[inline]
-fn sampled_hot(hot: &[HotRange], addr: u64, rng: &mut Rng) -> bool {
+fn sampled_hot(hot: &[(u64, u64, u128)], addr: u64, rng: &mut Rng) -> bool {
     // hot ranges are sorted: the last one starting at or before addr
-    let idx = hot.partition_point(|h| h.range.start <= addr);
-    if idx == 0 {
-        return false;
+    let idx = hot.partition_point(|h| h.0 <= addr);
+    let threshold = match idx.checked_sub(1).map(|i| &hot[i]) {
+        Some(&(_, end, thr)) if addr < end => thr,
+        _ => 0,
+    };
+    u128::from(rng.next_u64()) < threshold
+}
+
+/// `p` as a fraction of 2^64 (p = 1 maps to 2^64: always accessed).
+#[inline]
+fn probability_threshold(p: f64) -> u128 {
+    if p >= 1.0 {
+        1u128 << 64
+    } else if p <= 0.0 {
+        0
+    } else {
+        (p * 18_446_744_073_709_551_616.0) as u128
     }
-    let h = &hot[idx - 1];
-    if !h.range.contains(addr) {
-        return false;
-    }
-    h.probability >= 1.0 || (h.probability > 0.0 && rng.unit() < h.probability)
 }

@@ -41,10 +41,19 @@ fn no_allocation_per_sample_or_aggregation_after_warm_up() {
     let mut ctx = Context::new();
     let g = 1u64 << 30;
     let hot = vec![
-        HotRange { range: AddrRange::new(g, 2 * g), probability: 0.7 },
-        HotRange { range: AddrRange::new(6 * g, 6 * g + (64 << 20)), probability: 1.0 },
+        HotRange {
+            range: AddrRange::new(g, 2 * g),
+            probability: 0.7,
+        },
+        HotRange {
+            range: AddrRange::new(6 * g, 6 * g + (64 << 20)),
+            probability: 1.0,
+        },
     ];
-    ctx.set_ops("sim", Box::new(SimOps::new(SimPattern::with_hot(16 * g, hot))));
+    ctx.set_ops(
+        "sim",
+        Box::new(SimOps::new(SimPattern::with_hot(16 * g, hot))),
+    );
     ctx.targets.push(Target::new(0));
     ctx.clock = Some(Arc::new(VirtualClock::new()));
     ctx.seed = Some(5);
@@ -60,6 +69,14 @@ fn no_allocation_per_sample_or_aggregation_after_warm_up() {
         assert!(kd.step().is_none());
     }
     COUNTING.store(false, Ordering::SeqCst);
-    assert_eq!(kd.ctx().passed_sample_intervals(), passed + 2000, "100 aggregations were measured");
-    assert_eq!(ALLOCS.load(Ordering::SeqCst), 0, "allocations in the sampling loop");
+    assert_eq!(
+        kd.ctx().passed_sample_intervals(),
+        passed + 2000,
+        "100 aggregations were measured"
+    );
+    assert_eq!(
+        ALLOCS.load(Ordering::SeqCst),
+        0,
+        "allocations in the sampling loop"
+    );
 }
