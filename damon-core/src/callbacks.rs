@@ -58,8 +58,10 @@ pub struct DamosEnv<'a> {
     pub attrs: &'a Attrs,
     /// The loop clock (sampling intervals).
     pub passed_sample_intervals: u64,
-    /// The injected clock (µs).
+    /// The injected clock (µs) when the step started.
     pub now_us: u64,
+    /// The clock, to time applications (the time quota's throughput).
+    pub clock: &'a dyn crate::clock::Clock,
     /// Region alignment.
     pub min_region_sz: u64,
     /// Targets; the engine may split regions at quota and filter boundaries.

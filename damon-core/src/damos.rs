@@ -285,6 +285,72 @@ impl FilterKind {
     pub fn is_core(&self) -> bool {
         matches!(self, FilterKind::Addr(_) | FilterKind::Target { .. })
     }
+
+    /// The sysfs keyword of the type.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FilterKind::Anon => "anon",
+            FilterKind::Active => "active",
+            FilterKind::Memcg { .. } => "memcg",
+            FilterKind::Young => "young",
+            FilterKind::HugepageSize { .. } => "hugepage_size",
+            FilterKind::Unmapped => "unmapped",
+            FilterKind::Addr(_) => "addr",
+            FilterKind::Target { .. } => "target",
+        }
+    }
+}
+
+/// What a backend knows about one page (folio), for page-level filters.
+/// `None` = unknown; a filter that needs an unknown property does not match.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageInfo {
+    /// Anonymous (not file-backed).
+    pub anon: Option<bool>,
+    /// On the active LRU.
+    pub active: Option<bool>,
+    /// Memory cgroup id.
+    pub memcg_id: Option<u64>,
+    /// Accessed since the last check.
+    pub young: Option<bool>,
+    /// Folio size in bytes.
+    pub folio_size: Option<u64>,
+    /// Not mapped by any page table.
+    pub unmapped: Option<bool>,
+}
+
+fn ops_filter_matches(kind: &FilterKind, p: &PageInfo) -> bool {
+    match *kind {
+        FilterKind::Anon => p.anon == Some(true),
+        FilterKind::Active => p.active == Some(true),
+        FilterKind::Memcg { memcg_id } => p.memcg_id == Some(memcg_id),
+        FilterKind::Young => p.young == Some(true),
+        FilterKind::HugepageSize { min, max } => p.folio_size.is_some_and(|s| min <= s && s <= max),
+        FilterKind::Unmapped => p.unmapped == Some(true),
+        FilterKind::Addr(_) | FilterKind::Target { .. } => false,
+    }
+}
+
+/// `damos_filters_default_reject()` for the page-level filters: memory no
+/// filter decided is rejected when the last one is an allow-filter.
+pub fn ops_filters_default_reject(s: &Scheme) -> bool {
+    s.filters
+        .iter()
+        .rev()
+        .find(|f| !f.kind.is_core())
+        .is_some_and(|f| f.allow)
+}
+
+/// Whether a page passes the scheme's page-level filters, in install order:
+/// the first filter whose match equals its `matching` decides (`allow`);
+/// otherwise the default-reject rule.
+pub fn ops_filters_pass(s: &Scheme, page: &PageInfo) -> bool {
+    for f in s.filters.iter().filter(|f| !f.kind.is_core()) {
+        if ops_filter_matches(&f.kind, page) == f.matching {
+            return f.allow;
+        }
+    }
+    !ops_filters_default_reject(s)
 }
 
 /// A DAMOS filter (`struct damos_filter`).

@@ -403,6 +403,7 @@ impl Kdamond {
                     attrs: &self.ctx.attrs,
                     passed_sample_intervals: self.ctx.state.passed_sample_intervals,
                     now_us,
+                    clock: self.clock.as_ref(),
                     min_region_sz: self.ctx.min_region_sz,
                     targets: &mut self.ctx.targets,
                     schemes: &mut self.ctx.schemes,
@@ -656,6 +657,17 @@ pub fn reset_aggregated(targets: &mut [Target]) {
     }
 }
 
+/// Prefixes an unsupported-feature error with the field it came from.
+fn with_field(e: OpsError, field: &str) -> OpsError {
+    match e {
+        OpsError::Unsupported { what, hint } => OpsError::Unsupported {
+            what: format!("{field}: {what}"),
+            hint,
+        },
+        other => other,
+    }
+}
+
 fn check_schemes(
     schemes: &[crate::damos::Scheme],
     ops: &dyn Operations,
@@ -663,7 +675,12 @@ fn check_schemes(
 ) -> Result<(), OpsError> {
     for (i, s) in schemes.iter().enumerate() {
         validate_scheme(s, &format!("schemes[{i}]"))?;
-        ops.check_action(s.action)?;
+        ops.check_action(s.action)
+            .map_err(|e| with_field(e, &format!("schemes[{i}].action")))?;
+        for (j, f) in s.filters.iter().enumerate() {
+            ops.check_filter(&f.kind)
+                .map_err(|e| with_field(e, &format!("schemes[{i}].filters[{j}]")))?;
+        }
     }
     if let Some(e) = engine {
         e.check(schemes, ops)?;

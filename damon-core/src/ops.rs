@@ -1,7 +1,7 @@
 //! The operations vtable (`struct damon_operations`) as an object-safe trait.
 
 use crate::attrs::Attrs;
-use crate::damos::{Action, Scheme, DAMOS_MAX_SCORE};
+use crate::damos::{Action, FilterKind, Scheme, DAMOS_MAX_SCORE};
 use crate::error::OpsError;
 use crate::region::Region;
 use crate::rng::Rng;
@@ -86,7 +86,23 @@ pub trait Operations: Send + 'static {
             })
         }
     }
-    /// Applies the scheme's action to `region` of `target`.
+    /// Whether the backend can evaluate filter `kind`. Core filters (addr,
+    /// target) are the engine's; by default every page-level (ops) filter
+    /// is refused, naming it, so a scheme never silently ignores a filter.
+    fn check_filter(&self, kind: &FilterKind) -> Result<(), OpsError> {
+        if kind.is_core() {
+            Ok(())
+        } else {
+            Err(OpsError::Unsupported {
+                what: format!("DAMOS filter {}", kind.name()),
+                hint: "this backend cannot evaluate page-level filters".into(),
+            })
+        }
+    }
+    /// Applies the scheme's action to `region` of `target`. Page-level
+    /// (ops) filters of `scheme` are the backend's to evaluate, per page,
+    /// with [`crate::damos::ops_filters_pass`]; when a core allow-filter
+    /// already decided, the engine passes the scheme without them.
     fn apply_scheme(
         &mut self,
         _attrs: &Attrs,

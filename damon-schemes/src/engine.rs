@@ -1,0 +1,510 @@
+//! The DAMOS engine: which schemes are due and active, which regions they
+//! try, charging and resuming quotas, statistics and tried regions
+//! (`kdamond_apply_schemes` and its helpers in the kernel's `core.c`).
+
+use crate::filter::{core_filter_out, default_reject};
+use crate::metrics::{ProcMetrics, SystemMetrics};
+use crate::quota::{min_score, roll_window, QuotaState};
+use crate::tried::{Shared, TriedRegion};
+use crate::wmarks::{wmark_wait_us, WmarkState};
+use damon_core::adapt::split_region_at;
+use damon_core::damos::{Action, FilterKind, Scheme, DAMOS_MAX_SCORE};
+use damon_core::{Attrs, DamosEngine, DamosEnv, Operations, OpsError, Region};
+use std::sync::Arc;
+
+/// Per-scheme private state.
+#[derive(Clone, Debug, Default)]
+struct SchemeState {
+    next_apply_sis: u64,
+    wmark: WmarkState,
+    quota: QuotaState,
+    core_default_reject: bool,
+    /// The scheme without page-level filters, handed to the backend when a
+    /// core allow-filter already accepted the region.
+    core_allowed_view: Option<Scheme>,
+    walk_completed: bool,
+}
+
+/// The engine; install it with [`crate::install`] or
+/// `Context::set_damos_engine`.
+pub struct Damos {
+    metrics: Box<dyn SystemMetrics>,
+    states: Vec<SchemeState>,
+    shared: Arc<Shared>,
+    histogram: Box<[u64; DAMOS_MAX_SCORE as usize + 1]>,
+}
+
+impl std::fmt::Debug for Damos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Damos")
+            .field("schemes", &self.states.len())
+            .finish()
+    }
+}
+
+impl Damos {
+    /// An engine reading watermark and goal metrics from this machine.
+    pub fn new() -> (Self, crate::DamosControl) {
+        Self::with_metrics(Box::new(ProcMetrics))
+    }
+
+    /// An engine reading metrics from `metrics` (e.g. [`crate::SimMetrics`]).
+    pub fn with_metrics(metrics: Box<dyn SystemMetrics>) -> (Self, crate::DamosControl) {
+        let shared = Arc::new(Shared::default());
+        let engine = Self {
+            metrics,
+            states: Vec::new(),
+            shared: shared.clone(),
+            histogram: Box::new([0; 100]),
+        };
+        (engine, crate::DamosControl::from_shared(shared))
+    }
+
+    fn next_apply_sis(s: &Scheme, attrs: &Attrs, passed: u64) -> u64 {
+        let interval = if s.apply_interval_us != 0 {
+            s.apply_interval_us
+        } else {
+            attrs.aggr_interval
+        };
+        passed + interval / attrs.sample_interval.max(1)
+    }
+
+    fn refresh_derived(st: &mut SchemeState, s: &Scheme) {
+        st.core_default_reject = default_reject(s).0;
+        st.core_allowed_view = if s.filters.iter().any(|f| !f.kind.is_core()) {
+            let mut v = s.clone();
+            v.filters.retain(|f| f.kind.is_core());
+            Some(v)
+        } else {
+            None
+        };
+    }
+
+    /// Score histogram and `min_score` for one scheme (`damos_adjust_quota`, second part).
+    fn set_min_score(&mut self, si: usize, env: &DamosEnv<'_>, s: &Scheme) {
+        let h = &mut self.histogram;
+        h.fill(0);
+        for (ti, t) in env.targets.iter().enumerate() {
+            for r in &t.regions {
+                if !pattern_match(r, s)
+                    || !core_filters_pass_whole(r, ti, s, self.states[si].core_default_reject)
+                {
+                    continue;
+                }
+                let score = env
+                    .ops
+                    .get_scheme_score(env.attrs, t, r, s)
+                    .min(DAMOS_MAX_SCORE);
+                h[score as usize] = h[score as usize].saturating_add(r.size());
+            }
+        }
+        self.states[si].quota.min_score = min_score(h, self.states[si].quota.esz);
+    }
+}
+
+/// `__damos_valid_target`: size, per-sample access estimate and age in range.
+pub fn pattern_match(r: &Region, s: &Scheme) -> bool {
+    let p = &s.pattern;
+    let sz = r.size();
+    let nr = r.nr_accesses_bp / 10_000;
+    p.min_sz_region <= sz
+        && sz <= p.max_sz_region
+        && p.min_nr_accesses <= nr
+        && nr <= p.max_nr_accesses
+        && p.min_age_region <= r.age
+        && r.age <= p.max_age_region
+}
+
+/// Core filters evaluated on a whole region without splitting (for the
+/// score histogram only): an address filter matches when the region starts
+/// inside its range.
+fn core_filters_pass_whole(
+    r: &Region,
+    target_idx: usize,
+    s: &Scheme,
+    default_reject: bool,
+) -> bool {
+    for f in s.filters.iter().filter(|f| f.kind.is_core()) {
+        let matched = match f.kind {
+            FilterKind::Addr(range) => range.contains(r.ar.start),
+            FilterKind::Target { target_idx: t } => t == target_idx,
+            _ => false,
+        };
+        if matched == f.matching {
+            return f.allow;
+        }
+    }
+    !default_reject
+}
+
+impl DamosEngine for Damos {
+    fn wait_activation_us(&mut self, schemes: &mut [Scheme], now_us: u64) -> u64 {
+        if schemes.is_empty() {
+            return 0;
+        }
+        let mut min_wait = u64::MAX;
+        for (s, st) in schemes.iter().zip(self.states.iter_mut()) {
+            min_wait = min_wait.min(wmark_wait_us(
+                &s.wmarks,
+                &mut st.wmark,
+                self.metrics.as_mut(),
+                now_us,
+            ));
+        }
+        self.shared.publish(
+            &self
+                .states
+                .iter()
+                .map(|s| (s.quota.esz, s.wmark.activated, s.quota.min_score))
+                .collect::<Vec<_>>(),
+        );
+        if min_wait > 0 {
+            // every scheme is inactive: a pending walk cannot complete
+            self.shared.cancel_walk();
+        }
+        min_wait
+    }
+
+    fn apply(&mut self, mut env: DamosEnv<'_>) {
+        let passed = env.passed_sample_intervals;
+        let now_ms = env.now_us / 1000;
+        let nr_schemes = env.schemes.len().min(self.states.len());
+        let mut any = false;
+        for si in 0..nr_schemes {
+            if passed < self.states[si].next_apply_sis || !self.states[si].wmark.activated {
+                continue;
+            }
+            any = true;
+            let s = &mut env.schemes[si];
+            if !s.quota.is_set() {
+                continue;
+            }
+            let st = &mut self.states[si].quota;
+            match roll_window(
+                &mut s.quota,
+                st,
+                &mut s.stat.qt_exceeds,
+                now_ms,
+                env.min_region_sz,
+                self.metrics.as_mut(),
+            ) {
+                Ok(true) => {
+                    tracing::debug!(target: "damon::damos_esz", scheme = si, esz = st.esz, "damos_esz")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(target: "damon::damos", scheme = si, error = %e, "quota goal metric unreadable; quota kept")
+                }
+            }
+            let snapshot = s.clone();
+            self.set_min_score(si, &env, &snapshot);
+        }
+        if !any {
+            return;
+        }
+        let walking = self.shared.walk_active(nr_schemes);
+
+        for ti in 0..env.targets.len() {
+            if !env.ops.target_valid(&env.targets[ti]) {
+                continue;
+            }
+            let mut ri = 0;
+            while ri < env.targets[ti].regions.len() {
+                self.do_apply_schemes(&mut env, ti, ri, nr_schemes, walking);
+                ri += 1;
+            }
+        }
+
+        for si in 0..nr_schemes {
+            if passed < self.states[si].next_apply_sis {
+                continue;
+            }
+            if walking && self.states[si].wmark.activated {
+                self.states[si].walk_completed = true;
+            }
+            self.states[si].next_apply_sis =
+                Self::next_apply_sis(&env.schemes[si], env.attrs, passed);
+            let st = &env.schemes[si].stat;
+            tracing::trace!(
+                target: "damon::damos_stat_after_apply_interval",
+                scheme = si,
+                nr_tried = st.nr_tried,
+                sz_tried = st.sz_tried,
+                nr_applied = st.nr_applied,
+                sz_applied = st.sz_applied,
+                qt_exceeds = st.qt_exceeds,
+                "damos_stat_after_apply_interval"
+            );
+        }
+        if walking
+            && self
+                .states
+                .iter()
+                .take(nr_schemes)
+                .all(|s| s.walk_completed || !s.wmark.activated)
+        {
+            self.shared.complete_walk();
+            for s in &mut self.states {
+                s.walk_completed = false;
+            }
+        }
+    }
+
+    fn attrs_changed(&mut self, schemes: &[Scheme], attrs: &Attrs, passed: u64) {
+        for (s, st) in schemes.iter().zip(self.states.iter_mut()) {
+            st.next_apply_sis = Self::next_apply_sis(s, attrs, passed);
+        }
+    }
+
+    fn schemes_committed(
+        &mut self,
+        old_len: usize,
+        new_len: usize,
+        schemes: &[Scheme],
+        attrs: &Attrs,
+        passed: u64,
+    ) {
+        debug_assert_eq!(
+            old_len.min(self.states.len()),
+            self.states.len().min(old_len)
+        );
+        self.states.truncate(new_len);
+        while self.states.len() < new_len {
+            let s = &schemes[self.states.len()];
+            self.states.push(SchemeState {
+                next_apply_sis: Self::next_apply_sis(s, attrs, passed),
+                ..Default::default()
+            });
+        }
+        for (s, st) in schemes.iter().zip(self.states.iter_mut()) {
+            Self::refresh_derived(st, s);
+        }
+        if new_len == 0 {
+            self.shared.cancel_walk();
+        }
+        self.shared.set_nr_schemes(new_len);
+    }
+
+    fn check(&self, schemes: &[Scheme], _ops: &dyn Operations) -> Result<(), OpsError> {
+        for (i, s) in schemes.iter().enumerate() {
+            if s.quota.is_set()
+                && s.quota.reset_interval == 0
+                && (s.quota.ms != 0 || !s.quota.goals.is_empty())
+            {
+                return Err(OpsError::Invalid(damon_core::InvalidParam {
+                    field: format!("schemes[{i}].quota.reset_interval"),
+                    reason: "must be non-zero when a time quota or goals are set".into(),
+                }));
+            }
+            for (j, g) in s.quota.goals.iter().enumerate() {
+                if g.target_value == 0 {
+                    return Err(OpsError::Invalid(damon_core::InvalidParam {
+                        field: format!("schemes[{i}].quota.goals[{j}].target_value"),
+                        reason: "must be non-zero".into(),
+                    }));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Damos {
+    /// `damon_do_apply_schemes` for region `ri` of target `ti`.
+    fn do_apply_schemes(
+        &mut self,
+        env: &mut DamosEnv<'_>,
+        ti: usize,
+        ri: usize,
+        nr_schemes: usize,
+        walking: bool,
+    ) {
+        let passed = env.passed_sample_intervals;
+        for si in 0..nr_schemes {
+            let st = &self.states[si];
+            if passed < st.next_apply_sis || !st.wmark.activated {
+                continue;
+            }
+            if env.schemes[si].quota.is_set() && st.quota.charged_sz >= st.quota.esz {
+                continue;
+            }
+            if self.skip_charged_region(env, ti, ri, si) {
+                continue;
+            }
+            let s = &env.schemes[si];
+            if s.max_nr_snapshots != 0 && s.stat.nr_snapshots >= s.max_nr_snapshots {
+                continue;
+            }
+            if self.valid_target(env, ti, ri, si) {
+                self.apply_scheme(env, ti, ri, si, walking);
+            }
+            if ri + 1 == env.targets[ti].regions.len() {
+                env.schemes[si].stat.nr_snapshots += 1;
+            }
+        }
+    }
+
+    /// `damos_valid_target`: the pattern, and the score threshold when a quota is set.
+    fn valid_target(&self, env: &DamosEnv<'_>, ti: usize, ri: usize, si: usize) -> bool {
+        let s = &env.schemes[si];
+        let t = &env.targets[ti];
+        let r = &t.regions[ri];
+        if !pattern_match(r, s) {
+            return false;
+        }
+        if !s.quota.is_set() {
+            return true;
+        }
+        env.ops.get_scheme_score(env.attrs, t, r, s) >= self.states[si].quota.min_score
+    }
+
+    /// `damos_skip_charged_region`: resume where the last window stopped.
+    fn skip_charged_region(
+        &mut self,
+        env: &mut DamosEnv<'_>,
+        ti: usize,
+        ri: usize,
+        si: usize,
+    ) -> bool {
+        let q = &mut self.states[si].quota;
+        let Some(from_t) = q.charge_target_from else {
+            return false;
+        };
+        if ti != from_t {
+            return true;
+        }
+        let regions = &mut env.targets[ti].regions;
+        if ri + 1 == regions.len() {
+            q.charge_target_from = None;
+            q.charge_addr_from = 0;
+            return true;
+        }
+        let r = regions[ri].ar;
+        if r.end <= q.charge_addr_from {
+            return true;
+        }
+        if r.start < q.charge_addr_from {
+            let mut sz = align_down(q.charge_addr_from - r.start, env.min_region_sz);
+            if sz == 0 {
+                if r.len() <= env.min_region_sz {
+                    return true;
+                }
+                sz = env.min_region_sz;
+            }
+            split_region_at(regions, ri, sz);
+            return true; // the head was charged; the tail is visited next
+        }
+        q.charge_target_from = None;
+        q.charge_addr_from = 0;
+        false
+    }
+
+    /// `damos_apply_scheme`.
+    fn apply_scheme(
+        &mut self,
+        env: &mut DamosEnv<'_>,
+        ti: usize,
+        ri: usize,
+        si: usize,
+        walking: bool,
+    ) {
+        let quota_set = env.schemes[si].quota.is_set();
+        let mut sz = env.targets[ti].regions[ri].size();
+        let (applied, passed_filters) = 'apply: {
+            let st = &self.states[si];
+            if quota_set && st.quota.charged_sz.saturating_add(sz) > st.quota.esz {
+                sz = align_down(st.quota.esz - st.quota.charged_sz, env.min_region_sz);
+                if sz == 0 {
+                    break 'apply (0, 0);
+                }
+                split_region_at(&mut env.targets[ti].regions, ri, sz);
+            }
+            let (reject, core_allowed) = core_filter_out(
+                &mut env.targets[ti].regions,
+                ri,
+                ti,
+                &env.schemes[si],
+                st.core_default_reject,
+                env.min_region_sz,
+            );
+            if reject {
+                return;
+            }
+            // the core filter may have split: act on the head
+            sz = env.targets[ti].regions[ri].size();
+            let t = &env.targets[ti];
+            let r = &t.regions[ri];
+            let scheme = match (&self.states[si].core_allowed_view, core_allowed) {
+                (Some(view), true) => view,
+                _ => &env.schemes[si],
+            };
+            tracing::trace!(
+                target: "damon::damos_before_apply",
+                ctx_idx = 0,
+                scheme_idx = si,
+                target_idx = ti,
+                start = r.ar.start,
+                end = r.ar.end,
+                nr_accesses = r.nr_accesses_bp / 10_000,
+                age = r.age,
+                "damos_before_apply"
+            );
+            if let Some(cb) = env.before_damos_apply.as_mut() {
+                cb(ti, t, r, si, scheme);
+            }
+            let begin = env.clock.now_us();
+            let outcome = env.ops.apply_scheme(env.attrs, t, r, scheme);
+            let elapsed_ns = env
+                .clock
+                .now_us()
+                .saturating_sub(begin)
+                .saturating_mul(1000);
+            let q = &mut self.states[si].quota;
+            q.total_charged_ns = q.total_charged_ns.saturating_add(elapsed_ns);
+            let outcome = match outcome {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(target: "damon::damos", scheme = si, region = %r.ar, error = %e, "action failed");
+                    damon_core::ApplyOutcome::default()
+                }
+            };
+            if walking {
+                self.shared.record(
+                    si,
+                    TriedRegion {
+                        target_idx: ti,
+                        range: r.ar,
+                        nr_accesses: r.nr_accesses_bp / 10_000,
+                        age: r.age,
+                        sz_filter_passed: outcome.sz_filter_passed,
+                    },
+                );
+            }
+            q.charged_sz = q.charged_sz.saturating_add(sz);
+            if quota_set && q.charged_sz >= q.esz {
+                q.charge_target_from = Some(ti);
+                q.charge_addr_from = r.ar.end;
+            }
+            if env.schemes[si].action != Action::Stat {
+                env.targets[ti].regions[ri].age = 0;
+            }
+            (outcome.applied, outcome.sz_filter_passed)
+        };
+        let stat = &mut env.schemes[si].stat;
+        stat.nr_tried += 1;
+        stat.sz_tried += sz;
+        if applied > 0 {
+            stat.nr_applied += 1;
+        }
+        stat.sz_applied += applied;
+        stat.sz_ops_filter_passed += passed_filters;
+    }
+}
+
+fn align_down(x: u64, a: u64) -> u64 {
+    if a <= 1 {
+        x
+    } else {
+        x - x % a
+    }
+}

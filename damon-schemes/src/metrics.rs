@@ -1,0 +1,232 @@
+//! System metrics for watermarks and quota goals, read from `/proc` and
+//! `/sys` (real) or scripted (tests), with pure parsers.
+
+use damon_core::OpsError;
+use parking_lot::Mutex;
+use std::sync::Arc;
+
+/// Where watermark and goal metrics come from.
+pub trait SystemMetrics: Send {
+    /// Free memory per mille of total (`free_mem_rate`).
+    fn free_mem_rate(&mut self) -> Result<u64, OpsError>;
+    /// Total "some" memory pressure stall time (µs), monotonic.
+    fn some_mem_psi_total_us(&mut self) -> Result<u64, OpsError>;
+    /// (total, free) bytes of NUMA node `nid`.
+    fn node_mem(&mut self, nid: i32) -> Result<(u64, u64), OpsError>;
+    /// (active, inactive) LRU bytes.
+    fn lru(&mut self) -> Result<(u64, u64), OpsError>;
+}
+
+fn malformed(what: &str, detail: impl Into<String>) -> OpsError {
+    OpsError::Malformed {
+        what: what.into(),
+        detail: detail.into(),
+    }
+}
+
+/// Parses a `/proc/meminfo`-style text into `(key, bytes)` pairs (values
+/// in kB are converted to bytes). Lines that are not `Key: N [kB]` are errors.
+pub fn parse_meminfo(text: &str, what: &str) -> Result<Vec<(String, u64)>, OpsError> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        // node meminfo lines start with "Node N "
+        let line = match line.strip_prefix("Node ") {
+            Some(rest) => rest.split_once(' ').map(|x| x.1).unwrap_or(rest),
+            None => line,
+        };
+        let (key, rest) = line
+            .split_once(':')
+            .ok_or_else(|| malformed(what, format!("line {}: no ':'", i + 1)))?;
+        let mut it = rest.split_whitespace();
+        let n: u64 = it
+            .next()
+            .ok_or_else(|| malformed(what, format!("line {}: no value", i + 1)))?
+            .parse()
+            .map_err(|_| malformed(what, format!("line {}: value is not a number", i + 1)))?;
+        let bytes = match it.next() {
+            Some("kB") => n.saturating_mul(1024),
+            None => n,
+            Some(u) => {
+                return Err(malformed(
+                    what,
+                    format!("line {}: unknown unit {u:?}", i + 1),
+                ))
+            }
+        };
+        out.push((key.trim().to_string(), bytes));
+    }
+    Ok(out)
+}
+
+fn field(v: &[(String, u64)], key: &str, what: &str) -> Result<u64, OpsError> {
+    v.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, n)| *n)
+        .ok_or_else(|| malformed(what, format!("no {key} field")))
+}
+
+/// Parses `/proc/pressure/memory` and returns the `some` line's `total=` (µs).
+pub fn parse_psi_some_total(text: &str) -> Result<u64, OpsError> {
+    let what = "/proc/pressure/memory";
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("some "))
+        .ok_or_else(|| malformed(what, "no 'some' line"))?;
+    let total = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("total="))
+        .ok_or_else(|| malformed(what, "no total= on the 'some' line"))?;
+    total
+        .parse()
+        .map_err(|_| malformed(what, "total= is not a number"))
+}
+
+/// Reads the metrics from this machine.
+#[derive(Debug, Default)]
+pub struct ProcMetrics;
+
+fn read(path: &str) -> Result<String, OpsError> {
+    std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound if path.starts_with("/proc/pressure") => {
+            OpsError::Unsupported {
+                what: path.into(),
+                hint: "kernel built without CONFIG_PSI (or booted with psi=0)".into(),
+            }
+        }
+        std::io::ErrorKind::NotFound if path.contains("/node/") => OpsError::Unsupported {
+            what: path.into(),
+            hint: "no such NUMA node (kernel without CONFIG_NUMA, or a wrong nid)".into(),
+        },
+        _ => OpsError::Io {
+            call: "read",
+            path: path.into(),
+            source: e,
+        },
+    })
+}
+
+impl SystemMetrics for ProcMetrics {
+    fn free_mem_rate(&mut self) -> Result<u64, OpsError> {
+        let what = "/proc/meminfo";
+        let v = parse_meminfo(&read(what)?, what)?;
+        let total = field(&v, "MemTotal", what)?;
+        let free = field(&v, "MemFree", what)?;
+        Ok(free.saturating_mul(1000) / total.max(1))
+    }
+    fn some_mem_psi_total_us(&mut self) -> Result<u64, OpsError> {
+        parse_psi_some_total(&read("/proc/pressure/memory")?)
+    }
+    fn node_mem(&mut self, nid: i32) -> Result<(u64, u64), OpsError> {
+        let path = format!("/sys/devices/system/node/node{nid}/meminfo");
+        let v = parse_meminfo(&read(&path)?, &path)?;
+        Ok((field(&v, "MemTotal", &path)?, field(&v, "MemFree", &path)?))
+    }
+    fn lru(&mut self) -> Result<(u64, u64), OpsError> {
+        let what = "/proc/meminfo";
+        let v = parse_meminfo(&read(what)?, what)?;
+        Ok((field(&v, "Active", what)?, field(&v, "Inactive", what)?))
+    }
+}
+
+/// Scripted metrics for tests and simulations; clones share the values.
+#[derive(Debug, Clone, Default)]
+pub struct SimMetrics {
+    inner: Arc<Mutex<SimValues>>,
+}
+
+/// The values a [`SimMetrics`] reports.
+#[derive(Debug, Clone, Default)]
+pub struct SimValues {
+    /// Free memory per mille.
+    pub free_mem_rate: u64,
+    /// PSI some total (µs).
+    pub psi_total_us: u64,
+    /// (total, free) per node id.
+    pub nodes: Vec<(i32, u64, u64)>,
+    /// (active, inactive) bytes.
+    pub lru: (u64, u64),
+}
+
+impl SimMetrics {
+    /// Metrics with every value 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Changes the values.
+    pub fn set(&self, f: impl FnOnce(&mut SimValues)) {
+        f(&mut self.inner.lock());
+    }
+}
+
+impl SystemMetrics for SimMetrics {
+    fn free_mem_rate(&mut self) -> Result<u64, OpsError> {
+        Ok(self.inner.lock().free_mem_rate)
+    }
+    fn some_mem_psi_total_us(&mut self) -> Result<u64, OpsError> {
+        Ok(self.inner.lock().psi_total_us)
+    }
+    fn node_mem(&mut self, nid: i32) -> Result<(u64, u64), OpsError> {
+        self.inner
+            .lock()
+            .nodes
+            .iter()
+            .find(|n| n.0 == nid)
+            .map(|n| (n.1, n.2))
+            .ok_or_else(|| OpsError::Unsupported {
+                what: format!("node {nid}"),
+                hint: "not simulated".into(),
+            })
+    }
+    fn lru(&mut self) -> Result<(u64, u64), OpsError> {
+        Ok(self.inner.lock().lru)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_meminfo_and_node_meminfo() {
+        let v = parse_meminfo(
+            "MemTotal:       16384 kB\nMemFree:  4096 kB\nHugePages_Total:       0\n",
+            "m",
+        )
+        .unwrap();
+        assert_eq!(field(&v, "MemTotal", "m").unwrap(), 16384 * 1024);
+        assert_eq!(field(&v, "HugePages_Total", "m").unwrap(), 0);
+        let v =
+            parse_meminfo("Node 1 MemTotal:  514716 kB\nNode 1 MemFree: 100 kB\n", "n").unwrap();
+        assert_eq!(field(&v, "MemFree", "n").unwrap(), 102_400);
+    }
+
+    #[test]
+    fn malformed_text_is_an_error_naming_the_line() {
+        let e = parse_meminfo("MemTotal: 1 kB\nMemFree x\n", "/proc/meminfo")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2"), "{e}");
+        assert!(parse_meminfo("A: 1 MB\n", "m").is_err());
+        assert!(parse_meminfo("A: x kB\n", "m").is_err());
+    }
+
+    #[test]
+    fn parses_psi() {
+        let t = "some avg10=33.96 avg60=1.00 avg300=0.20 total=6178133\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=12\n";
+        assert_eq!(parse_psi_some_total(t).unwrap(), 6_178_133);
+        assert!(parse_psi_some_total("full total=1\n").is_err());
+        assert!(parse_psi_some_total("some avg10=1 total=x\n").is_err());
+    }
+
+    #[test]
+    fn this_machine_has_meminfo() {
+        let rate = ProcMetrics.free_mem_rate().unwrap();
+        assert!(rate <= 1000);
+        let (active, inactive) = ProcMetrics.lru().unwrap();
+        assert!(active + inactive > 0);
+    }
+}
