@@ -433,10 +433,36 @@ impl Scheme {
     }
 
     /// `damos_commit()`: takes every parameter of `src` and keeps this
-    /// scheme's statistics.
+    /// scheme's statistics. Quota goals are committed by position with
+    /// `damos_commit_quota_goal`'s rule: metric and target always,
+    /// `current_value` only for `user_input` (measured metrics keep theirs),
+    /// `nid` for the node metrics.
     pub fn commit_from(&mut self, src: &Scheme) {
         let stat = self.stat;
+        let mut goals = std::mem::take(&mut self.quota.goals);
+        goals.truncate(src.quota.goals.len());
+        for (d, s) in goals.iter_mut().zip(src.quota.goals.iter()) {
+            commit_quota_goal(d, s);
+        }
+        let n = goals.len();
+        goals.extend_from_slice(&src.quota.goals[n..]);
         *self = src.clone();
+        self.quota.goals = goals;
         self.stat = stat;
+    }
+}
+
+/// `damos_commit_quota_goal()`.
+pub fn commit_quota_goal(dst: &mut QuotaGoal, src: &QuotaGoal) {
+    dst.metric = src.metric;
+    dst.target_value = src.target_value;
+    if dst.metric == GoalMetric::UserInput {
+        dst.current_value = src.current_value;
+    }
+    if matches!(
+        dst.metric,
+        GoalMetric::NodeMemUsedBp | GoalMetric::NodeMemFreeBp
+    ) {
+        dst.nid = src.nid;
     }
 }

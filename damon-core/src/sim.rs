@@ -205,6 +205,7 @@ pub struct SimOps {
     pub applied: Vec<SimApplied>,
     /// Number of `check_accesses` region checks done, for cost accounting.
     pub nr_checks: u64,
+    apply_cost: Option<(crate::clock::VirtualClock, u64)>,
 }
 
 impl SimOps {
@@ -218,7 +219,15 @@ impl SimOps {
             now_us: 0,
             applied: Vec::new(),
             nr_checks: 0,
+            apply_cost: None,
         }
+    }
+
+    /// Makes every applied action advance `clock` by `us_per_mib` µs per MiB
+    /// acted on (rounded up), so DAMOS time quotas see a known throughput.
+    pub fn with_apply_cost(mut self, clock: crate::clock::VirtualClock, us_per_mib: u64) -> Self {
+        self.apply_cost = Some((clock, us_per_mib));
+        self
     }
 
     /// Uses `pattern` for the target whose id is `id`.
@@ -329,6 +338,10 @@ impl Operations for SimOps {
             range: r.ar,
             action: s.action,
         });
+        if let Some((clock, us_per_mib)) = &self.apply_cost {
+            clock
+                .advance((u128::from(r.size()) * u128::from(*us_per_mib)).div_ceil(1 << 20) as u64);
+        }
         let applied = if s.action == Action::Stat {
             0
         } else {
