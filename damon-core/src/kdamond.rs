@@ -589,6 +589,18 @@ impl Kdamond {
 
         if !self.ctx.attrs.same_params(&src.attrs) {
             self.set_attrs(src.attrs, false);
+            // Deviation: the kernel keeps kdamond_fn's local sz_limit until
+            // the next merge, so the first aggregation after a commit that
+            // lowers max_nr_regions can still end above it. Recomputing the
+            // limit here makes the new bounds hold from that aggregation on.
+            self.ctx.state.sz_limit = crate::region::align_up(
+                crate::adapt::region_sz_limit(
+                    &self.ctx.targets,
+                    self.ctx.attrs.min_nr_regions,
+                    src.min_region_sz,
+                ),
+                src.min_region_sz,
+            );
         }
         self.ctx.min_region_sz = src.min_region_sz;
         self.ctx.addr_unit = src.addr_unit;

@@ -8,14 +8,35 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 struct Counting;
-static COUNTING: AtomicBool = AtomicBool::new(false);
+static TRACE: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    // Only the measuring thread counts: the test harness's own threads may
+    // allocate at any time.
+    static COUNTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn counting() -> bool {
+    COUNTING.try_with(|c| c.get()).unwrap_or(false)
+}
+
+fn set_counting(on: bool) {
+    COUNTING.with(|c| c.set(on));
+}
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 
 // SAFETY-free: delegates to the system allocator and only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if counting() {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
+            if TRACE.load(Ordering::Relaxed) {
+                set_counting(false);
+                eprintln!(
+                    "alloc of {} bytes at:\n{}",
+                    l.size(),
+                    std::backtrace::Backtrace::force_capture()
+                );
+            }
         }
         // SAFETY: forwarding the caller's contract to System.
         unsafe { System.alloc(l) }
@@ -25,7 +46,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if counting() {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: forwarding the caller's contract to System.
@@ -64,11 +85,12 @@ fn no_allocation_per_sample_or_aggregation_after_warm_up() {
         assert!(kd.step().is_none());
     }
     let passed = kd.ctx().passed_sample_intervals();
-    COUNTING.store(true, Ordering::SeqCst);
+    TRACE.store(std::env::var_os("ALLOC_TRACE").is_some(), Ordering::SeqCst);
+    set_counting(true);
     for _ in 0..2000 {
         assert!(kd.step().is_none());
     }
-    COUNTING.store(false, Ordering::SeqCst);
+    set_counting(false);
     assert_eq!(
         kd.ctx().passed_sample_intervals(),
         passed + 2000,
