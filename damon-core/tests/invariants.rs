@@ -225,3 +225,23 @@ fn age_resets_when_access_pattern_changes() {
     step_aggregation(&mut kd);
     assert!(kd.ctx().targets[0].regions.iter().all(|r| r.age == 1));
 }
+
+/// Found by proptest: a commit lowering `max_nr_regions` (min 24/max 56 ->
+/// min 3/max 14) over idle memory must hold at the next aggregation.
+#[test]
+fn commit_lowering_max_nr_regions_holds_at_the_next_aggregation() {
+    let attrs = Attrs { sample_interval: 1000, aggr_interval: 2000, ops_update_interval: 20_000, min_nr_regions: 24, max_nr_regions: 56, ..Attrs::default() };
+    let pattern = SimPattern { space: vec![AddrRange::new(1 << 20, 65 << 20)], phases: vec![Phase { duration_us: 100_000, hot: vec![] }], exit_after_us: None };
+    let mut kd = sim_loop(pattern, 0, attrs);
+    for _ in 0..8 {
+        step_aggregation(&mut kd);
+    }
+    assert!(kd.ctx().nr_regions() >= 24);
+    let mut src = Context::new();
+    src.attrs = Attrs { min_nr_regions: 3, max_nr_regions: 14, ..attrs };
+    src.targets.push(Target::new(0));
+    kd.commit(src).unwrap();
+    step_aggregation(&mut kd);
+    let n = kd.ctx().nr_regions();
+    assert!((3..=14).contains(&n), "{n} regions after the commit");
+}
