@@ -27,6 +27,7 @@
 mod engine;
 pub mod filter;
 pub mod metrics;
+pub mod presets;
 pub mod quota;
 mod tried;
 pub mod wmarks;

@@ -428,3 +428,33 @@ fn bad_schemes_are_refused_naming_the_field() {
         .to_string()
         .contains("DAMOS engine"));
 }
+
+#[test]
+fn reclaim_preset_pages_out_only_idle_memory_when_memory_is_short() {
+    use damon_schemes::presets::ReclaimParams;
+    let p = ReclaimParams {
+        min_age: 1_000_000,
+        quota_ms: 0,
+        quota_sz: 0,
+        wmarks_interval: 100_000,
+        ..ReclaimParams::default()
+    };
+    let m = SimMetrics::new();
+    m.set(|v| v.free_mem_rate = 900); // plenty of free memory: inactive
+    let mut s = setup(cold_half(), vec![p.scheme()], m.clone(), None);
+    run_until(&mut s, 3_000_000);
+    assert_eq!(
+        s.kd.ctx().schemes[0].stat.nr_tried,
+        0,
+        "inactive above the high watermark"
+    );
+    m.set(|v| v.free_mem_rate = 300); // below mid: activate
+    run_until(&mut s, 6_000_000);
+    let tried = s.tried.lock().clone();
+    assert!(!tried.is_empty());
+    for (_, r, age) in &tried {
+        assert!(r.start >= G / 2, "hot memory {r} paged out");
+        assert!(*age >= 10, "younger than min_age: {age}");
+    }
+    assert!(s.kd.ctx().schemes[0].stat.sz_applied >= 400 * M);
+}
