@@ -79,9 +79,9 @@ pub fn merge_regions_of(regions: &mut Vec<Region>, thres: u32, sz_limit: u64) {
     regions.truncate(w + 1);
 }
 
-/// `kdamond_merge_regions()`: merges with `threshold`, doubling it (at least
-/// 1) and repeating while the total count exceeds `max_nr_regions` and
-/// `threshold / 2 < aggr_interval / sample_interval`.
+/// `kdamond_merge_regions()`: merges with `threshold`, then doubles the
+/// threshold (to at least one) and repeats while the total count exceeds
+/// `max_nr_regions` and `threshold / 2 < aggr_interval / sample_interval`.
 ///
 /// Kernel quirk kept: every repeated pass applies the age rule again.
 pub fn merge_regions(

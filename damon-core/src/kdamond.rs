@@ -252,11 +252,7 @@ impl Kdamond {
             return None;
         }
         let ops = &mut self.ops;
-        let any_valid = self
-            .ctx
-            .targets
-            .iter()
-            .fold(false, |acc, t| ops.target_valid(t) || acc);
+        let any_valid = self.ctx.targets.iter().any(|t| ops.target_valid(t));
         if !any_valid {
             let detail = self
                 .ops

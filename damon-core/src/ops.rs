@@ -127,6 +127,11 @@ pub trait Operations: Send + 'static {
     }
     /// Before a target is dropped (stop, or removal by a commit).
     fn cleanup_target(&mut self, _target: &Target) {}
+    /// System calls this backend made so far, if it counts them (for
+    /// benchmarks reporting system calls per region-sample).
+    fn syscalls(&self) -> Option<u64> {
+        None
+    }
     /// Why targets became invalid, for the exit report (e.g. "pid 42 exited").
     fn invalid_reason(&self) -> Option<String> {
         None

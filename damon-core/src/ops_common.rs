@@ -19,10 +19,9 @@ pub fn hot_score(attrs: &Attrs, r: &Region, s: &Scheme) -> u32 {
     }
     // (age_log + 32) * 100 / 32 / 2, left to right in integers; never negative.
     let age_sub = ((age_log + 32) * 100 / 32 / 2) as u64;
-    let mut hot = wf * freq + wa * age_sub;
-    if wf + wa != 0 {
-        hot /= wf + wa;
-    }
+    let hot = wf * freq + wa * age_sub;
+    // no division when both weights are 0, as in the kernel
+    let hot = hot.checked_div(wf + wa).unwrap_or(hot);
     let hot = hot * u64::from(DAMOS_MAX_SCORE) / 100;
     hot.min(u64::from(DAMOS_MAX_SCORE)) as u32
 }

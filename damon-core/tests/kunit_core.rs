@@ -254,7 +254,8 @@ fn damon_test_ops_registration() {
 /// A10: the baseline case and the development tree's extra cases.
 #[test]
 fn damon_test_set_regions() {
-    let cases: [(&[(u64, u64)], &[(u64, u64)], &[(u64, u64)]); 5] = [
+    type Ranges = &'static [(u64, u64)];
+    let cases: [(Ranges, Ranges, Ranges); 5] = [
         (&[], &[(5, 15), (15, 25)], &[(5, 15), (15, 25)]),
         (&[(4, 16), (24, 32)], &[(18, 23)], &[(18, 23)]),
         (

@@ -1,1 +1,75 @@
-//! damon-ops-paddr (in progress).
+//! # damon-ops-paddr: the physical-page layer and the `paddr` backend
+//!
+//! User space cannot clear page-table accessed bits itself; the kernel's
+//! idle page tracking does it for us. This crate wraps the files involved:
+//!
+//! * [`physio`]: the page_idle bitmap (`/sys/kernel/mm/page_idle/bitmap`)
+//!   and `/proc/kpageflags`, opened once, behind the [`physio::PhysIo`] trait;
+//! * [`sampler`]: one sample of many PFNs — sorted, deduplicated, written
+//!   and read back in coalesced calls, THP tails mapped to their heads;
+//! * [`pagemap`], [`kpageflags`]: entry decoders with typed constants;
+//! * [`iomem`], [`numa`]: pure parsers of the physical layout;
+//! * [`probe`]: what the machine allows, with errors naming what is missing;
+//! * [`sys`]: the only module with `unsafe` (system calls);
+//! * [`PaddrOps`]: the `paddr` backend (the kernel's `mm/damon/paddr.c`);
+//! * [`conformance`]: one invariant suite for every backend;
+//! * [`fake`]: an in-memory page_idle for tests and benchmarks.
+//!
+//! ```
+//! use damon_core::{AddrRange, Context, Kdamond, Target, VirtualClock};
+//! use damon_ops_paddr::{fake::FakePhysMem, PaddrOps, PaddrRegions};
+//! use std::sync::Arc;
+//!
+//! // 64 MiB of fake physical memory whose 8..16 MiB is hot.
+//! let mut mem = FakePhysMem::new(16384);
+//! mem.add_hot(2048..4096, 1.0);
+//! let range = vec![AddrRange::new(0, 64 << 20)];
+//! let ops = PaddrOps::with_io(PaddrRegions::Ranges(range), Box::new(mem), 4096);
+//! let mut ctx = Context::new();
+//! ctx.set_ops("paddr", Box::new(ops));
+//! ctx.targets.push(Target::new(0));
+//! ctx.clock = Some(Arc::new(VirtualClock::new()));
+//! let mut kd = Kdamond::new(ctx).unwrap();
+//! kd.init().unwrap();
+//! for _ in 0..100 { kd.step(); }
+//! assert!(kd.ctx().targets[0].regions.iter().any(|r| r.last_nr_accesses > 0));
+//! ```
+//!
+//! On a real machine use [`PaddrOps::new`], which needs root and a kernel
+//! with `CONFIG_IDLE_PAGE_TRACKING`, or [`register`] and select `"paddr"`.
+#![deny(unsafe_code)]
+
+pub mod coalesce;
+pub mod conformance;
+pub mod error;
+pub mod fake;
+pub mod iomem;
+pub mod kpageflags;
+pub mod numa;
+pub mod paddr;
+pub mod pagemap;
+pub mod physio;
+pub mod probe;
+pub mod sampler;
+#[allow(unsafe_code)]
+pub mod sys;
+pub mod testing;
+
+pub use error::ParseError;
+pub use paddr::{PaddrOps, PaddrRegions};
+pub use probe::ProbeReport;
+pub use sampler::{PfnSampler, SamplerPolicy, SamplerStats, Verdict};
+
+/// Registers `"paddr"` (largest System RAM block by default) in damon-core's
+/// global registry; registering twice is harmless.
+///
+/// ```
+/// damon_ops_paddr::register();
+/// assert!(damon_core::OpsRegistry::global().is_registered("paddr"));
+/// ```
+pub fn register() {
+    let _ = damon_core::damon_register_ops("paddr", || {
+        Ok(Box::new(PaddrOps::new(PaddrRegions::LargestSystemRam)?)
+            as Box<dyn damon_core::Operations>)
+    });
+}

@@ -1,1 +1,62 @@
-//! damon-ops-vaddr (in progress).
+//! # damon-ops-vaddr: monitoring processes' virtual address spaces
+//!
+//! The `vaddr` and `fvaddr` backends of user-space DAMON ([`VaddrOps`]),
+//! built on the physical-page layer of `damon-ops-paddr` (page_idle bitmap,
+//! kpageflags, pagemap decoding, the [`sys`] system-call layer):
+//!
+//! * [`maps`]: a pure `/proc/PID/maps` parser;
+//! * [`three`]: the kernel's "three regions" of an address space;
+//! * [`process`]: a monitored process's pidfd, pagemap and maps, opened once;
+//! * [`VaddrOps`]: the backend.
+//!
+//! The address-space logic runs anywhere:
+//!
+//! ```
+//! use damon_core::AddrRange;
+//! let maps = "00400000-00401000 r-xp 00000000 08:01 1 /bin/app\n\
+//!             00600000-00700000 rw-p 00000000 00:00 0 [heap]\n\
+//!             7f0000000000-7f0000100000 rw-p 00000000 00:00 0\n\
+//!             7ffff0000000-7ffff0021000 rw-p 00000000 00:00 0 [stack]\n";
+//! let vmas = damon_ops_vaddr::maps::parse_maps(maps).unwrap();
+//! let three = damon_ops_vaddr::three::three_regions(vmas.iter().map(|v| v.range()), 4096).unwrap();
+//! assert_eq!(three[0], AddrRange::new(0x400000, 0x700000));
+//! assert_eq!(three[2], AddrRange::new(0x7ffff0000000, 0x7ffff0021000));
+//! ```
+//!
+//! Monitoring needs root and a kernel with `CONFIG_IDLE_PAGE_TRACKING`:
+//!
+//! ```no_run
+//! damon_ops_vaddr::register();
+//! let mut ctx = damon_core::Context::new();
+//! damon_core::damon_select_ops(&mut ctx, "vaddr").expect("root and page_idle");
+//! ctx.targets.push(damon_core::Target::new(std::process::id() as u64));
+//! let handles = damon_core::damon_start(vec![ctx], false).unwrap();
+//! ```
+#![deny(unsafe_code)]
+
+pub mod maps;
+pub mod ops;
+pub mod process;
+pub mod three;
+
+/// The system-call layer (shared with paddr): `process_madvise`, `madvise`,
+/// pidfds and kernel files.
+pub use damon_ops_paddr::sys;
+pub use ops::VaddrOps;
+
+/// Registers `"vaddr"` and `"fvaddr"` in damon-core's global registry;
+/// registering twice is harmless.
+///
+/// ```
+/// damon_ops_vaddr::register();
+/// let reg = damon_core::OpsRegistry::global();
+/// assert!(reg.is_registered("vaddr") && reg.is_registered("fvaddr"));
+/// ```
+pub fn register() {
+    let _ = damon_core::damon_register_ops("vaddr", || {
+        Ok(Box::new(VaddrOps::new()?) as Box<dyn damon_core::Operations>)
+    });
+    let _ = damon_core::damon_register_ops("fvaddr", || {
+        Ok(Box::new(VaddrOps::fixed()?) as Box<dyn damon_core::Operations>)
+    });
+}

@@ -175,7 +175,8 @@ fn damos_test_filter_out() {
         matching: true,
         allow: false,
     };
-    let cases: [((u64, u64), bool, &[(u64, u64)]); 5] = [
+    type Case = ((u64, u64), bool, &'static [(u64, u64)]);
+    let cases: [Case; 5] = [
         ((3, 5), true, &[(3, 5)]),
         ((1, 2), false, &[(1, 2)]),
         ((6, 8), false, &[(6, 8)]),

@@ -1,0 +1,707 @@
+//! `damo report heatmap`: when (time), which memory (address) was how
+//! frequently accessed (heat), on a grid of pixels.
+//!
+//! Each pixel covers `time_unit` nanoseconds × `addr_unit` bytes. For
+//! every snapshot and region overlapping it, the pixel gains
+//!
+//! ```text
+//! access rate × overlapped time (ns) × overlapped bytes / (time_unit × addr_unit)
+//! ```
+//!
+//! where the access rate is `nr_accesses` per second of the aggregation
+//! interval (hz) when the record has intervals, else `nr_accesses`. A
+//! region is counted from `age` aggregation intervals before its snapshot
+//! started (it has kept its pattern that long), but never before the
+//! previous snapshot ended, so no time is counted twice. This is damo's
+//! arithmetic, including which pixels count as touched: a pixel touched
+//! by no region has no heat (drawn blank), unlike a pixel of heat 0.
+//!
+//! Default ranges follow damo's guide: the target with the widest address
+//! space, the time from its oldest observation to its last snapshot, and
+//! the hottest (per byte) of its contiguous address ranges (the space
+//! between gaps that every snapshot shows).
+
+use super::fmt::{format_sz, format_time_ns};
+use super::record::{Record, RecordIntervals, Snapshot};
+use super::DamoError;
+
+/// Options of [`heatmap()`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeatmapOptions {
+    /// Target to draw (default: the guide's, the widest address space).
+    pub target_id: Option<u64>,
+    /// `[start, end)` in ns, absolute (default: the guide's).
+    pub time_range: Option<(u64, u64)>,
+    /// `[start, end)` addresses (default: the hottest contiguous range).
+    pub addr_range: Option<(u64, u64)>,
+    /// Pixels along time (rows in ASCII) and along addresses (columns).
+    pub resolution: (usize, usize),
+}
+
+impl Default for HeatmapOptions {
+    /// damo's terminal defaults: 40 time rows × 80 address columns.
+    fn default() -> Self {
+        Self {
+            target_id: None,
+            time_range: None,
+            addr_range: None,
+            resolution: (40, 80),
+        }
+    }
+}
+
+/// The heat of every pixel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Heatmap {
+    /// Start of the first time row (ns).
+    pub time_start: u64,
+    /// Nanoseconds per time row.
+    pub time_unit: u64,
+    /// Number of time rows.
+    pub time_resol: usize,
+    /// Address of the first column.
+    pub addr_start: u64,
+    /// Bytes per column.
+    pub addr_unit: u64,
+    /// Number of address columns.
+    pub addr_resol: usize,
+    /// `hz` (records with intervals) or `samples`.
+    pub heat_unit: &'static str,
+    /// Heat per pixel, time-major (`pixels[t * addr_resol + a]`); `None`
+    /// where no region touched the pixel.
+    pub pixels: Vec<Option<f64>>,
+}
+
+impl Heatmap {
+    /// Heat of the pixel at time row `t`, address column `a`.
+    pub fn heat(&self, t: usize, a: usize) -> Option<f64> {
+        if t >= self.time_resol || a >= self.addr_resol {
+            return None;
+        }
+        self.pixels[t * self.addr_resol + a]
+    }
+
+    /// `(highest, lowest)` heat over touched pixels.
+    pub fn highest_lowest(&self) -> Option<(f64, f64)> {
+        let mut it = self.pixels.iter().flatten();
+        let first = *it.next()?;
+        Some(it.fold((first, first), |(h, l), &v| (h.max(v), l.min(v))))
+    }
+
+    /// The heat level 0-9 of a heat, as damo's terminal map: the range
+    /// `[lowest, highest + 1)` cut in nine.
+    fn level(v: f64, highest: f64, lowest: f64) -> u8 {
+        let unit = (highest + 1.0 - lowest) / 9.0;
+        (((v - lowest) / unit) as i64).clamp(0, 9) as u8
+    }
+
+    /// The terminal map: one line per time row, one digit 0-9 per address
+    /// column (blank where untouched), then the legend and axis ranges.
+    pub fn to_ascii(&self) -> String {
+        let mut lines = Vec::new();
+        let hl = self.highest_lowest();
+        if let Some((h, l)) = hl {
+            for t in 0..self.time_resol {
+                let row: String = (0..self.addr_resol)
+                    .map(|a| match self.heat(t, a) {
+                        None => ' ',
+                        Some(v) => char::from(b'0' + Self::level(v, h, l)),
+                    })
+                    .collect();
+                lines.push(row);
+            }
+            lines.push(format!(
+                "# access_frequency: 0123456789 ({l:.3}-{h:.3} {})",
+                self.heat_unit
+            ));
+        }
+        let addr_len = self.addr_unit as f64 * self.addr_resol as f64;
+        let time_len = self.time_unit as f64 * self.time_resol as f64;
+        lines.push(format!(
+            "# x-axis: space [{}, {}) ({})",
+            format_sz(self.addr_start as f64),
+            format_sz(self.addr_start as f64 + addr_len),
+            format_sz(addr_len)
+        ));
+        lines.push(format!(
+            "# y-axis: time [{}, {}) ({})",
+            format_time_ns(self.time_start as f64),
+            format_time_ns(self.time_start as f64 + time_len),
+            format_time_ns(time_len)
+        ));
+        lines.push(format!(
+            "# resolution: {}x{} ({} and {} for each character)",
+            self.addr_resol,
+            self.time_resol,
+            format_sz(self.addr_unit as f64),
+            format_time_ns(self.time_unit as f64)
+        ));
+        let mut s = lines.join("\n");
+        s.push('\n');
+        s
+    }
+
+    /// damo's `--output raw`: `<time> <address> <heat>` per pixel, time
+    /// and address relative to the map's start, `NaN` where untouched.
+    pub fn to_raw(&self) -> String {
+        let mut s = String::new();
+        for t in 0..self.time_resol {
+            for a in 0..self.addr_resol {
+                let heat = self
+                    .heat(t, a)
+                    .map_or_else(|| "NaN".to_string(), |v| v.to_string());
+                s.push_str(&format!(
+                    "{}\t{}\t{heat}\n",
+                    t as u64 * self.time_unit,
+                    a as u64 * self.addr_unit
+                ));
+            }
+        }
+        s
+    }
+
+    /// An RGB PNG image: time on the x axis (left to right), addresses on
+    /// the y axis (low addresses at the bottom), one image pixel per map
+    /// pixel. Heat goes black (lowest), red, yellow, white (highest);
+    /// untouched pixels are grey.
+    pub fn to_png(&self) -> Result<Vec<u8>, DamoError> {
+        let (w, h) = (self.time_resol, self.addr_resol);
+        let width = u32::try_from(w).map_err(|_| DamoError::Report("image too wide".into()))?;
+        let height = u32::try_from(h).map_err(|_| DamoError::Report("image too tall".into()))?;
+        let (hi, lo) = self.highest_lowest().unwrap_or((1.0, 0.0));
+        let span = if hi > lo { hi - lo } else { 1.0 };
+        let mut data = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            let a = h - 1 - y;
+            for t in 0..w {
+                let rgb = match self.heat(t, a) {
+                    None => [128, 128, 128],
+                    Some(v) => hot_colour((v - lo) / span),
+                };
+                data.extend_from_slice(&rgb);
+            }
+        }
+        let mut out = Vec::new();
+        {
+            let mut enc = png::Encoder::new(&mut out, width, height);
+            enc.set_color(png::ColorType::Rgb);
+            enc.set_depth(png::BitDepth::Eight);
+            let mut wr = enc
+                .write_header()
+                .map_err(|e| DamoError::Report(format!("png: {e}")))?;
+            wr.write_image_data(&data)
+                .map_err(|e| DamoError::Report(format!("png: {e}")))?;
+        }
+        Ok(out)
+    }
+}
+
+/// The "hot" colour map: 0 black, 1/3 red, 2/3 yellow, 1 white.
+pub fn hot_colour(x: f64) -> [u8; 3] {
+    let x = if x.is_finite() { x.clamp(0.0, 1.0) } else { 0.0 };
+    let c = |v: f64| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    [c(3.0 * x), c(3.0 * x - 1.0), c(3.0 * x - 2.0)]
+}
+
+/// damo's `snapshot_monitoring_intervals`: the aggregation interval (µs)
+/// of a snapshot, which may be auto-tuned.
+pub(crate) fn snapshot_aggr_us(s: &Snapshot, iv: &RecordIntervals) -> f64 {
+    if iv.goal.aggrs == 0 {
+        return iv.aggr_us as f64;
+    }
+    let ratio = iv.aggr_us as f64 / iv.sample_us.max(1) as f64;
+    if let Some(si) = s.sample_interval_us {
+        return si as f64 * ratio;
+    }
+    let snap_aggr = (s.end_time as f64 - s.start_time as f64) / 1000.0;
+    let rec_aggr = iv.aggr_us as f64;
+    if rec_aggr > 0.0 && ((snap_aggr - rec_aggr) / rec_aggr).abs() < 0.1 {
+        rec_aggr
+    } else {
+        snap_aggr
+    }
+}
+
+/// What damo's guide says about one target's records.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Guide {
+    /// Target id.
+    pub target_id: u64,
+    /// Oldest observed time (first snapshot's start minus its oldest age), ns.
+    pub start_time: i128,
+    /// Last snapshot's end, ns.
+    pub end_time: u64,
+    /// Contiguous address ranges (between gaps every snapshot shows), with
+    /// their accumulated `size × nr_accesses`.
+    pub contig: Vec<(u64, u64, f64)>,
+}
+
+impl Guide {
+    fn total_space(&self) -> u64 {
+        self.contig.iter().map(|c| c.1.saturating_sub(c.0)).sum()
+    }
+
+    /// The contiguous range with the most accesses per byte (the first on ties).
+    pub fn hottest(&self) -> Option<(u64, u64)> {
+        let per_byte = |c: &(u64, u64, f64)| {
+            let len = c.1.saturating_sub(c.0);
+            if len == 0 {
+                0.0
+            } else {
+                c.2 / len as f64
+            }
+        };
+        let mut best: Option<&(u64, u64, f64)> = None;
+        for c in &self.contig {
+            if best.is_none_or(|b| per_byte(c) > per_byte(b)) {
+                best = Some(c);
+            }
+        }
+        best.map(|c| (c.0, c.1))
+    }
+}
+
+/// Narrows each gap of `a` by the gaps of `b` it overlaps (damo's
+/// `overlapping_regions`, touching counts as overlapping).
+fn overlapping_gaps(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    a.iter()
+        .map(|&r1| {
+            let mut r = r1;
+            for &r2 in b {
+                if !(r.1 < r2.0 || r2.1 < r.0) {
+                    r = (r.0.max(r2.0), r.1.min(r2.1));
+                }
+            }
+            r
+        })
+        .collect()
+}
+
+/// damo's guide for every target, widest address space first.
+pub fn guides(records: &[Record]) -> Vec<Guide> {
+    struct Acc {
+        tid: u64,
+        start: i128,
+        end: u64,
+        lowest: Option<u64>,
+        highest: Option<u64>,
+        gaps: Vec<(u64, u64)>,
+    }
+    let mut accs: Vec<Acc> = Vec::new();
+    for r in records {
+        let aggr_ns = r.intervals.map(|iv| i128::from(iv.aggr_us) * 1000);
+        for s in &r.snapshots {
+            let idx = match accs.iter().position(|a| a.tid == r.target_id) {
+                Some(i) => i,
+                None => {
+                    let oldest_age = s.regions.iter().map(|g| g.age).max().unwrap_or(0);
+                    let start = i128::from(s.start_time)
+                        - aggr_ns.map_or(0, |a| a * i128::from(oldest_age));
+                    accs.push(Acc {
+                        tid: r.target_id,
+                        start,
+                        end: s.end_time,
+                        lowest: None,
+                        highest: None,
+                        gaps: Vec::new(),
+                    });
+                    accs.len() - 1
+                }
+            };
+            let acc = &mut accs[idx];
+            acc.end = s.end_time;
+            let mut gaps = Vec::new();
+            let mut last_end: Option<u64> = None;
+            for g in &s.regions {
+                acc.lowest = Some(acc.lowest.map_or(g.start, |l| l.min(g.start)));
+                acc.highest = Some(acc.highest.map_or(g.end, |h| h.max(g.end)));
+                if let Some(le) = last_end {
+                    if le != g.start {
+                        gaps.push((le, g.start));
+                    }
+                }
+                last_end = Some(g.end);
+            }
+            acc.gaps = if acc.gaps.is_empty() {
+                gaps
+            } else {
+                overlapping_gaps(&acc.gaps, &gaps)
+            };
+        }
+    }
+    let mut out: Vec<Guide> = accs
+        .into_iter()
+        .map(|a| {
+            let (lo, hi) = (a.lowest.unwrap_or(0), a.highest.unwrap_or(0));
+            let mut contig = Vec::new();
+            let mut from = lo;
+            for (gs, ge) in &a.gaps {
+                contig.push((from, *gs, 0.0));
+                from = *ge;
+            }
+            contig.push((from, hi, 0.0));
+            Guide {
+                target_id: a.tid,
+                start_time: a.start,
+                end_time: a.end,
+                contig,
+            }
+        })
+        .collect();
+    for g in &mut out {
+        for r in records.iter().filter(|r| r.target_id == g.target_id) {
+            for s in &r.snapshots {
+                for reg in s.regions.iter().filter(|x| x.nr_accesses != 0) {
+                    for c in &mut g.contig {
+                        if reg.end < c.0 || c.1 < reg.start {
+                            continue;
+                        }
+                        c.2 += reg.size() as f64 * f64::from(reg.nr_accesses);
+                    }
+                }
+            }
+        }
+    }
+    // stable: equal spaces keep their first-seen order
+    out.sort_by(|a, b| b.total_space().cmp(&a.total_space()));
+    out
+}
+
+/// Builds the heatmap of `records` (see the module docs).
+pub fn heatmap(records: &[Record], opts: &HeatmapOptions) -> Result<Heatmap, DamoError> {
+    let with_iv = records.iter().filter(|r| r.intervals.is_some()).count();
+    if with_iv != 0 && with_iv != records.len() {
+        return Err(DamoError::Report(
+            "some records have intervals while some do not".into(),
+        ));
+    }
+    let (time_resol, addr_resol) = opts.resolution;
+    if time_resol == 0 || addr_resol == 0 {
+        return Err(DamoError::Report("resolution must be at least 1x1".into()));
+    }
+    let all_guides = guides(records);
+    let tid = match opts.target_id {
+        Some(t) => t,
+        None => {
+            all_guides
+                .first()
+                .ok_or_else(|| DamoError::Report("no snapshot in the records".into()))?
+                .target_id
+        }
+    };
+    let guide = all_guides.iter().find(|g| g.target_id == tid);
+    let (t0, t1) = match (opts.time_range, guide) {
+        (Some(r), _) => (i128::from(r.0), i128::from(r.1)),
+        (None, Some(g)) => (g.start_time, i128::from(g.end_time)),
+        (None, None) => {
+            return Err(DamoError::Report(format!("no snapshot of target {tid}")))
+        }
+    };
+    let (a0, a1) = match (opts.addr_range, guide.and_then(Guide::hottest)) {
+        (Some(r), _) | (None, Some(r)) => r,
+        (None, None) => {
+            return Err(DamoError::Report(format!("no region of target {tid}")))
+        }
+    };
+    let time_start = u64::try_from(t0.max(0)).unwrap_or(0);
+    let t1 = u64::try_from(t1.max(0)).unwrap_or(0);
+    if t1 <= time_start || a1 <= a0 {
+        return Err(DamoError::Report(format!(
+            "empty range: time [{time_start}, {t1}), address [{a0}, {a1})"
+        )));
+    }
+    let time_unit = (t1 - time_start) / time_resol as u64;
+    let addr_unit = (a1 - a0) / addr_resol as u64;
+    if time_unit == 0 || addr_unit == 0 {
+        return Err(DamoError::Report(format!(
+            "the ranges ({} ns, {} bytes) are smaller than the resolution {time_resol}x{addr_resol}",
+            t1 - time_start,
+            a1 - a0
+        )));
+    }
+    let mut map = Heatmap {
+        time_start,
+        time_unit,
+        time_resol,
+        addr_start: a0,
+        addr_unit,
+        addr_resol,
+        heat_unit: if with_iv > 0 { "hz" } else { "samples" },
+        pixels: vec![None; time_resol.saturating_mul(addr_resol)],
+    };
+    let mut last: Option<&Snapshot> = None;
+    for r in records.iter().filter(|r| r.target_id == tid) {
+        for s in &r.snapshots {
+            add_heat(&mut map, s, last, r.intervals.as_ref());
+            last = Some(s);
+        }
+    }
+    Ok(map)
+}
+
+/// damo's `int((x - start) / unit)`: truncation toward zero.
+fn idx_of(x: i128, start: u64, unit: u64) -> i128 {
+    (x - i128::from(start)) / i128::from(unit)
+}
+
+fn add_heat(map: &mut Heatmap, s: &Snapshot, last: Option<&Snapshot>, iv: Option<&RecordIntervals>) {
+    let addr_end = i128::from(map.addr_start) + i128::from(map.addr_unit) * map.addr_resol as i128;
+    let area = map.time_unit as f64 * map.addr_unit as f64;
+    let aggr_ns = iv.map(|iv| i128::from(iv.aggr_us) * 1000);
+    let aggr_s = iv.map(|iv| snapshot_aggr_us(s, iv) / 1e6);
+    for g in &s.regions {
+        if i128::from(g.end) < i128::from(map.addr_start) || addr_end < i128::from(g.start) {
+            continue;
+        }
+        let mut observe_start = i128::from(s.start_time);
+        if let Some(a) = aggr_ns {
+            observe_start -= i128::from(g.age) * a;
+        }
+        if let Some(l) = last {
+            observe_start = observe_start.max(i128::from(l.end_time));
+        }
+        let heat_val = match aggr_s {
+            Some(secs) if secs > 0.0 => f64::from(g.nr_accesses) / secs,
+            Some(_) => 0.0,
+            None => f64::from(g.nr_accesses),
+        };
+        let t_first = idx_of(observe_start, map.time_start, map.time_unit).max(0);
+        let t_last = idx_of(i128::from(s.end_time), map.time_start, map.time_unit)
+            .min(map.time_resol as i128 - 1);
+        let a_first = idx_of(i128::from(g.start), map.addr_start, map.addr_unit).max(0);
+        let a_last = idx_of(i128::from(g.end), map.addr_start, map.addr_unit)
+            .min(map.addr_resol as i128 - 1);
+        for ti in t_first..=t_last {
+            let px_time = i128::from(map.time_start) + ti * i128::from(map.time_unit);
+            let t_lo = observe_start.max(px_time);
+            let t_hi = i128::from(s.end_time).min(px_time + i128::from(map.time_unit));
+            let account_time = (t_hi - t_lo).max(0) as f64;
+            for ai in a_first..=a_last {
+                let px_addr = i128::from(map.addr_start) + ai * i128::from(map.addr_unit);
+                let a_lo = i128::from(g.start).max(px_addr);
+                let a_hi = i128::from(g.end).min(px_addr + i128::from(map.addr_unit));
+                let account_sz = (a_hi - a_lo).max(0) as f64;
+                let px = &mut map.pixels[ti as usize * map.addr_resol + ai as usize];
+                *px = Some(px.unwrap_or(0.0) + heat_val * account_time * account_sz / area);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attrs::IntervalsGoal;
+    use crate::damo::record::RecordRegion;
+
+    fn iv() -> RecordIntervals {
+        RecordIntervals {
+            sample_us: 5_000,
+            aggr_us: 100_000,
+            ops_update_us: 1_000_000,
+            goal: IntervalsGoal::default(),
+        }
+    }
+
+    fn region(start: u64, end: u64, nr: u32, age: u32) -> RecordRegion {
+        RecordRegion {
+            start,
+            end,
+            nr_accesses: nr,
+            age,
+        }
+    }
+
+    fn snap(start: u64, end: u64, regions: Vec<RecordRegion>) -> Snapshot {
+        Snapshot {
+            start_time: start,
+            end_time: end,
+            regions,
+            sample_interval_us: None,
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn one_region_filling_the_map_gives_its_rate_everywhere() {
+        // 10 samples per 100 ms aggregation = 100 hz, over the whole map
+        let mut r = Record::new(0, Some(iv()));
+        r.snapshots.push(snap(0, 100_000_000, vec![region(0, 4096, 10, 0)]));
+        let opts = HeatmapOptions {
+            resolution: (2, 4),
+            ..Default::default()
+        };
+        let m = heatmap(&[r], &opts).unwrap();
+        assert_eq!((m.time_unit, m.addr_unit), (50_000_000, 1024));
+        for t in 0..2 {
+            for a in 0..4 {
+                assert!(close(m.heat(t, a).unwrap(), 100.0), "{t} {a}: {:?}", m.heat(t, a));
+            }
+        }
+        assert_eq!(m.heat_unit, "hz");
+    }
+
+    #[test]
+    fn binning_weights_by_overlapped_time_and_bytes() {
+        // map: time [0, 400) ns in 2 rows of 200, addresses [0, 400) in 2
+        // columns of 200. One snapshot [100, 300) with region [100, 300)
+        // of 7 samples (no intervals: heat in samples).
+        let mut r = Record::new(0, None);
+        r.snapshots.push(snap(100, 300, vec![region(100, 300, 7, 0)]));
+        let opts = HeatmapOptions {
+            time_range: Some((0, 400)),
+            addr_range: Some((0, 400)),
+            resolution: (2, 2),
+            ..Default::default()
+        };
+        let m = heatmap(&[r], &opts).unwrap();
+        assert_eq!(m.heat_unit, "samples");
+        // each pixel overlaps 100 ns x 100 bytes of the region:
+        // 7 * 100 * 100 / (200 * 200) = 1.75
+        for t in 0..2 {
+            for a in 0..2 {
+                assert!(close(m.heat(t, a).unwrap(), 1.75));
+            }
+        }
+    }
+
+    #[test]
+    fn partial_overlap_and_untouched_pixels() {
+        // rows of 100 ns, columns of 100 bytes, 3x3.
+        // snapshot [0, 150): region [0, 50) x 4 samples
+        let mut r = Record::new(0, None);
+        r.snapshots.push(snap(0, 150, vec![region(0, 50, 4, 0)]));
+        let opts = HeatmapOptions {
+            time_range: Some((0, 300)),
+            addr_range: Some((0, 300)),
+            resolution: (3, 3),
+            ..Default::default()
+        };
+        let m = heatmap(&[r], &opts).unwrap();
+        // row 0: 100 ns x 50 B x 4 / 10000 = 2
+        assert!(close(m.heat(0, 0).unwrap(), 2.0));
+        // row 1: 50 ns x 50 B x 4 / 10000 = 1
+        assert!(close(m.heat(1, 0).unwrap(), 1.0));
+        // row 2 and other columns: untouched
+        assert_eq!(m.heat(2, 0), None);
+        assert_eq!(m.heat(0, 1), None);
+        assert_eq!(m.heat(0, 2), None);
+    }
+
+    #[test]
+    fn heats_of_several_snapshots_add_up() {
+        // two snapshots inside the same pixel: heats add
+        let mut r = Record::new(0, None);
+        r.snapshots.push(snap(0, 50, vec![region(0, 100, 2, 0)]));
+        r.snapshots.push(snap(50, 100, vec![region(0, 100, 6, 0)]));
+        let opts = HeatmapOptions {
+            time_range: Some((0, 100)),
+            addr_range: Some((0, 100)),
+            resolution: (1, 1),
+            ..Default::default()
+        };
+        let m = heatmap(&[r], &opts).unwrap();
+        // (2 * 50 * 100 + 6 * 50 * 100) / (100 * 100) = 4
+        assert!(close(m.heat(0, 0).unwrap(), 4.0));
+    }
+
+    #[test]
+    fn age_backfills_only_the_first_snapshot() {
+        // aggregation 100 ms; first snapshot [1 s, 1.1 s) with age 5 is
+        // counted from 0.5 s; the second one's age 9 is clamped to 1.1 s.
+        let mut r = Record::new(0, Some(iv()));
+        r.snapshots.push(snap(1_000_000_000, 1_100_000_000, vec![region(0, 100, 10, 5)]));
+        r.snapshots.push(snap(1_100_000_000, 1_200_000_000, vec![region(0, 100, 20, 9)]));
+        let opts = HeatmapOptions {
+            time_range: Some((0, 1_200_000_000)),
+            addr_range: Some((0, 100)),
+            resolution: (12, 1),
+            ..Default::default()
+        };
+        let m = heatmap(&[r], &opts).unwrap();
+        for t in 0..5 {
+            assert_eq!(m.heat(t, 0), None, "row {t}");
+        }
+        for t in 5..11 {
+            assert!(close(m.heat(t, 0).unwrap(), 100.0), "row {t}");
+        }
+        assert!(close(m.heat(11, 0).unwrap(), 200.0));
+    }
+
+    #[test]
+    fn guide_picks_hottest_contiguous_range() {
+        // two ranges separated by a gap in both snapshots: [0,100) cold,
+        // [200, 300) hot
+        let mut r = Record::new(3, None);
+        for t in 0..2u64 {
+            r.snapshots.push(snap(
+                t * 100,
+                (t + 1) * 100,
+                vec![region(0, 100, 0, 0), region(200, 300, 5, 0)],
+            ));
+        }
+        let g = &guides(std::slice::from_ref(&r))[0];
+        assert_eq!(g.contig, vec![(0, 100, 0.0), (200, 300, 1000.0)]);
+        assert_eq!(g.hottest(), Some((200, 300)));
+        let m = heatmap(&[r], &HeatmapOptions { resolution: (2, 10), ..Default::default() }).unwrap();
+        assert_eq!((m.addr_start, m.addr_unit, m.time_start, m.time_unit), (200, 10, 0, 100));
+    }
+
+    #[test]
+    fn ascii_levels_and_axes() {
+        let mut r = Record::new(0, None);
+        r.snapshots.push(snap(0, 100, vec![region(0, 50, 0, 0), region(50, 100, 9, 0)]));
+        let opts = HeatmapOptions {
+            time_range: Some((0, 100)),
+            addr_range: Some((0, 100)),
+            resolution: (1, 2),
+            ..Default::default()
+        };
+        let m = heatmap(&[r], &opts).unwrap();
+        // pixel 1: 9 samples x 100 ns x 50 B / (100 ns x 50 B) = 9; pixel 0
+        // is touched by the idle region only: 0. unit = (9 + 1 - 0) / 9,
+        // so 9 is level int(8.1) = 8.
+        let text = m.to_ascii();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("08"));
+        assert_eq!(
+            lines.next(),
+            Some("# access_frequency: 0123456789 (0.000-9.000 samples)")
+        );
+        assert_eq!(lines.next(), Some("# x-axis: space [0 B, 100 B) (100 B)"));
+        assert_eq!(lines.next(), Some("# y-axis: time [0 ns, 100 ns) (100 ns)"));
+        assert_eq!(
+            lines.next(),
+            Some("# resolution: 2x1 (50 B and 100 ns for each character)")
+        );
+        assert_eq!(m.to_raw(), "0\t0\t0\n0\t50\t9\n");
+    }
+
+    #[test]
+    fn png_is_written() {
+        let mut r = Record::new(0, Some(iv()));
+        r.snapshots.push(snap(0, 100_000_000, vec![region(0, 4096, 10, 0)]));
+        let m = heatmap(&[r], &HeatmapOptions { resolution: (4, 8), ..Default::default() }).unwrap();
+        let png = m.to_png().unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+        let dec = png::Decoder::new(std::io::Cursor::new(png));
+        let reader = dec.read_info().unwrap();
+        assert_eq!((reader.info().width, reader.info().height), (4, 8));
+        assert_eq!(hot_colour(0.0), [0, 0, 0]);
+        assert_eq!(hot_colour(1.0), [255, 255, 255]);
+    }
+
+    #[test]
+    fn errors_instead_of_panics() {
+        let mut r = Record::new(0, None);
+        r.snapshots.push(snap(0, 10, vec![region(0, 5, 1, 0)]));
+        // 10 ns cannot be cut in 40 rows
+        assert!(heatmap(&[r.clone()], &HeatmapOptions::default()).is_err());
+        assert!(heatmap(&[], &HeatmapOptions::default()).is_err());
+        let o = HeatmapOptions { resolution: (0, 1), ..Default::default() };
+        assert!(heatmap(&[r], &o).is_err());
+    }
+}

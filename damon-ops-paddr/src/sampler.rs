@@ -1,0 +1,706 @@
+//! The per-sample access check shared by both backends: "mkold" a set of
+//! PFNs through the page_idle bitmap, then read back which were accessed.
+//!
+//! One sample goes: [`PfnSampler::begin`] with the number of slots (one per
+//! region of the context), [`PfnSampler::add`] for every sampled PFN,
+//! [`PfnSampler::mark_idle`], the sampling sleep, [`PfnSampler::check`], then
+//! [`PfnSampler::verdict`] per slot.
+//!
+//! Cost control:
+//! * PFNs of the whole context are sorted once and written and read in
+//!   coalesced runs of bitmap words ([`crate::coalesce`]); every buffer is
+//!   kept, so nothing is allocated per sample after warm-up.
+//! * `/proc/kpageflags` is read only for PFNs whose bit came back 0
+//!   (accessed, untracked or a THP tail), never for idle ones.
+//! * THP tail pages carry no idle state (reads give 0, writes are ignored):
+//!   a tail found at check time is mapped to its head, and the mapping is
+//!   cached so later samples mark and read the head directly. The first
+//!   sample that lands on a not-yet-known tail is reported
+//!   [`Verdict::Unknown`] (not accessed). [`SamplerPolicy::eager_heads`]
+//!   resolves heads before marking instead, at the cost of reading
+//!   kpageflags for every sampled PFN.
+//! * The last, partial 64-PFN word below `max_pfn` cannot be read: its PFNs
+//!   are [`Verdict::Unknown`] and counted in [`SamplerStats::unreadable`].
+
+use crate::coalesce::{plan_runs, Coalesce, Run, PFNS_PER_WORD};
+use crate::kpageflags::PageFlags;
+use crate::physio::PhysIo;
+use damon_core::OpsError;
+use std::collections::BTreeMap;
+
+/// The outcome of one sampled page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// No PFN was sampled for the slot (not present, swapped, target gone).
+    NotSampled,
+    /// The page was accessed during the interval.
+    Accessed,
+    /// The page stayed idle.
+    Idle,
+    /// The page is not tracked by page_idle (not on an LRU list: kernel,
+    /// page-table, free or HugeTLB memory).
+    Untracked,
+    /// The state could not be known this time (a newly met THP tail, the
+    /// unreadable last bitmap word, a stale head mapping).
+    Unknown,
+}
+
+/// Counters since creation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SamplerStats {
+    /// Samples checked.
+    pub samples: u64,
+    /// PFNs marked idle (with duplicates).
+    pub marked: u64,
+    /// Verdicts: accessed.
+    pub accessed: u64,
+    /// Verdicts: idle.
+    pub idle: u64,
+    /// Verdicts: untracked.
+    pub untracked: u64,
+    /// Verdicts: unknown.
+    pub unknown: u64,
+    /// PFNs in bitmap words the kernel did not deliver (the `max_pfn` word).
+    pub unreadable: u64,
+    /// THP tails mapped to their heads by walking kpageflags.
+    pub tails_resolved: u64,
+    /// PFNs mapped to a head through the cache.
+    pub head_cache_hits: u64,
+    /// Bitmap writes refused with ENXIO (PFN beyond `max_pfn`).
+    pub enxio: u64,
+}
+
+/// Batching and head-mapping knobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SamplerPolicy {
+    /// Coalescing of bitmap writes (units: 64-PFN words). Zero words cost
+    /// the kernel little on write, so larger gaps pay off.
+    pub write: Coalesce,
+    /// Coalescing of bitmap reads (units: words). The kernel inspects every
+    /// PFN of every word read, so keep gaps small.
+    pub read: Coalesce,
+    /// Coalescing of kpageflags reads (units: PFNs).
+    pub kpageflags: Coalesce,
+    /// Resolve THP heads before marking (reads kpageflags for every sampled PFN).
+    pub eager_heads: bool,
+    /// Samples after which an unused head mapping is forgotten.
+    pub head_cache_ttl: u64,
+    /// Most head mappings kept.
+    pub head_cache_max: usize,
+}
+
+impl Default for SamplerPolicy {
+    fn default() -> Self {
+        Self {
+            write: Coalesce::new(8, 512),
+            read: Coalesce::new(4, 512),
+            kpageflags: Coalesce::new(16, 512),
+            eager_heads: false,
+            head_cache_ttl: 1024,
+            head_cache_max: 1 << 16,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Mark {
+    /// The PFN marked and read (the head for a known THP tail).
+    pfn: u64,
+    /// The PFN that was sampled.
+    raw: u64,
+    slot: u32,
+    via_cache: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct HeadEntry {
+    /// One past the last PFN known to belong to the folio.
+    end: u64,
+    last_used: u64,
+}
+
+/// Pages per kpageflags window when walking back to a head (2 MiB of 4 KiB pages).
+const WALK_WINDOW: u64 = 512;
+/// Windows walked at most (16 MiB of 4 KiB pages).
+const WALK_MAX_WINDOWS: u64 = 8;
+
+/// Batched page_idle sampling over any [`PhysIo`].
+pub struct PfnSampler {
+    io: Box<dyn PhysIo>,
+    policy: SamplerPolicy,
+    heads: BTreeMap<u64, HeadEntry>,
+    marks: Vec<Mark>,
+    verdicts: Vec<Verdict>,
+    runs: Vec<Run>,
+    words: Vec<u64>,
+    bytes: Vec<u8>,
+    pending: Vec<usize>,
+    qpfns: Vec<u64>,
+    qflags: Vec<Option<u64>>,
+    tails: Vec<u64>,
+    sample_no: u64,
+    prepared: bool,
+    stats: SamplerStats,
+}
+
+impl std::fmt::Debug for PfnSampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PfnSampler")
+            .field("policy", &self.policy)
+            .field("heads", &self.heads.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl PfnSampler {
+    /// A sampler over `io` with the default policy.
+    pub fn new(io: Box<dyn PhysIo>) -> Self {
+        Self::with_policy(io, SamplerPolicy::default())
+    }
+
+    /// A sampler with an explicit policy.
+    pub fn with_policy(io: Box<dyn PhysIo>, policy: SamplerPolicy) -> Self {
+        Self {
+            io,
+            policy,
+            heads: BTreeMap::new(),
+            marks: Vec::new(),
+            verdicts: Vec::new(),
+            runs: Vec::new(),
+            words: Vec::new(),
+            bytes: Vec::new(),
+            pending: Vec::new(),
+            qpfns: Vec::new(),
+            qflags: Vec::new(),
+            tails: Vec::new(),
+            sample_no: 0,
+            prepared: false,
+            stats: SamplerStats::default(),
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &SamplerPolicy {
+        &self.policy
+    }
+
+    /// Replaces the policy.
+    pub fn set_policy(&mut self, policy: SamplerPolicy) {
+        self.policy = policy;
+    }
+
+    /// Counters since creation.
+    pub fn stats(&self) -> &SamplerStats {
+        &self.stats
+    }
+
+    /// System calls made on the bitmap and kpageflags.
+    pub fn syscalls(&self) -> u64 {
+        self.io.syscalls()
+    }
+
+    /// Starts a sample with `nslots` slots, all [`Verdict::NotSampled`].
+    pub fn begin(&mut self, nslots: usize) {
+        self.marks.clear();
+        self.verdicts.clear();
+        self.verdicts.resize(nslots, Verdict::NotSampled);
+        self.prepared = false;
+    }
+
+    /// Samples `pfn` for `slot` (a slot outside `begin`'s count is ignored).
+    #[inline]
+    pub fn add(&mut self, slot: usize, pfn: u64) {
+        if slot < self.verdicts.len() && slot <= u32::MAX as usize {
+            self.marks.push(Mark {
+                pfn,
+                raw: pfn,
+                slot: slot as u32,
+                via_cache: false,
+            });
+        }
+    }
+
+    /// The verdict of `slot` after [`check`](Self::check).
+    #[inline]
+    pub fn verdict(&self, slot: usize) -> Verdict {
+        self.verdicts
+            .get(slot)
+            .copied()
+            .unwrap_or(Verdict::NotSampled)
+    }
+
+    /// True when `slot`'s page was accessed.
+    #[inline]
+    pub fn accessed(&self, slot: usize) -> bool {
+        self.verdict(slot) == Verdict::Accessed
+    }
+
+    fn lookup_head(&mut self, pfn: u64) -> Option<u64> {
+        let (&head, e) = self.heads.range_mut(..=pfn).next_back()?;
+        if pfn < e.end {
+            e.last_used = self.sample_no;
+            Some(head)
+        } else {
+            None
+        }
+    }
+
+    /// Marks every added PFN idle (heads for known THP tails) with
+    /// coalesced bitmap writes.
+    pub fn mark_idle(&mut self) -> Result<(), OpsError> {
+        if self.policy.eager_heads {
+            self.resolve_heads_eagerly()?;
+        }
+        for i in 0..self.marks.len() {
+            let raw = self.marks[i].raw;
+            if let Some(h) = self.lookup_head(raw) {
+                self.marks[i].pfn = h;
+                self.marks[i].via_cache = true;
+                self.stats.head_cache_hits += 1;
+            }
+        }
+        self.marks.sort_unstable_by_key(|m| m.pfn);
+        self.stats.marked += self.marks.len() as u64;
+        let policy = self.bitmap_policy(self.policy.write);
+        let marks = &self.marks;
+        plan_runs(
+            marks.len(),
+            |i| marks[i].pfn / PFNS_PER_WORD,
+            policy,
+            &mut self.runs,
+        );
+        for r in 0..self.runs.len() {
+            let run = self.runs[r];
+            self.words.clear();
+            self.words.resize(run.len as usize, 0);
+            for m in &self.marks[run.items_start..run.items_end] {
+                self.words[(m.pfn / PFNS_PER_WORD - run.start) as usize] |=
+                    1 << (m.pfn % PFNS_PER_WORD);
+            }
+            fill_bytes(&self.words, &mut self.bytes);
+            let mut done = 0usize;
+            while done < self.bytes.len() {
+                match self
+                    .io
+                    .bitmap_write(run.start * 8 + done as u64, &self.bytes[done..])
+                {
+                    Ok(0) => break, // the partial max_pfn word: its bits were applied
+                    Ok(n) => done += n,
+                    Err(e) if e.errno() == Some(libc::ENXIO) => {
+                        self.stats.enxio += 1;
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        self.prepared = true;
+        Ok(())
+    }
+
+    fn bitmap_policy(&self, p: Coalesce) -> Coalesce {
+        let max_words = (self.io.max_bitmap_call() / 8).max(1) as u64;
+        Coalesce::new(p.max_gap, p.max_len.min(max_words))
+    }
+
+    /// Reads back every marked PFN with coalesced bitmap reads and sets the
+    /// slots' verdicts.
+    pub fn check(&mut self) -> Result<(), OpsError> {
+        if !std::mem::take(&mut self.prepared) {
+            return Ok(());
+        }
+        let policy = self.bitmap_policy(self.policy.read);
+        let marks = &self.marks;
+        plan_runs(
+            marks.len(),
+            |i| marks[i].pfn / PFNS_PER_WORD,
+            policy,
+            &mut self.runs,
+        );
+        self.pending.clear();
+        for r in 0..self.runs.len() {
+            let run = self.runs[r];
+            let want = run.len as usize * 8;
+            self.bytes.clear();
+            self.bytes.resize(want, 0);
+            let mut done = 0usize;
+            while done < want {
+                match self
+                    .io
+                    .bitmap_read(run.start * 8 + done as u64, &mut self.bytes[done..])
+                {
+                    Ok(0) => break,
+                    Ok(n) => done += n,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let delivered = (done / 8) as u64;
+            for i in run.items_start..run.items_end {
+                let m = self.marks[i];
+                let w = m.pfn / PFNS_PER_WORD - run.start;
+                if w >= delivered {
+                    self.stats.unreadable += 1;
+                    self.set(m.slot, Verdict::Unknown);
+                    continue;
+                }
+                let off = w as usize * 8;
+                let word =
+                    u64::from_ne_bytes(self.bytes[off..off + 8].try_into().expect("8 bytes"));
+                if word & (1 << (m.pfn % PFNS_PER_WORD)) != 0 {
+                    self.set(m.slot, Verdict::Idle);
+                } else {
+                    self.pending.push(i);
+                }
+            }
+        }
+        // Bit 0: accessed, or untracked, or a tail. kpageflags tells which.
+        self.qpfns.clear();
+        for &i in &self.pending {
+            self.qpfns.push(self.marks[i].pfn);
+        }
+        self.read_flags()?;
+        self.tails.clear();
+        for k in 0..self.pending.len() {
+            let m = self.marks[self.pending[k]];
+            let v = match self.qflags[k].map(PageFlags) {
+                None => Verdict::Unknown,
+                Some(f) if m.via_cache => {
+                    if f.is_head() && f.is_lru() {
+                        Verdict::Accessed
+                    } else {
+                        self.forget_head(m.pfn);
+                        Verdict::Unknown
+                    }
+                }
+                Some(f) if f.is_tail() => {
+                    if f.is_trackable_tail() {
+                        self.tails.push(m.raw);
+                        Verdict::Unknown
+                    } else {
+                        Verdict::Untracked
+                    }
+                }
+                Some(f) if !f.is_lru() => Verdict::Untracked,
+                Some(_) => Verdict::Accessed,
+            };
+            self.set(m.slot, v);
+        }
+        for t in 0..self.tails.len() {
+            let pfn = self.tails[t];
+            if self.lookup_head(pfn).is_none() {
+                self.resolve_head(pfn)?;
+            }
+        }
+        self.sample_no += 1;
+        self.stats.samples += 1;
+        if self.sample_no % 256 == 0 {
+            self.prune_heads();
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn set(&mut self, slot: u32, v: Verdict) {
+        match v {
+            Verdict::Accessed => self.stats.accessed += 1,
+            Verdict::Idle => self.stats.idle += 1,
+            Verdict::Untracked => self.stats.untracked += 1,
+            Verdict::Unknown => self.stats.unknown += 1,
+            Verdict::NotSampled => {}
+        }
+        if let Some(s) = self.verdicts.get_mut(slot as usize) {
+            *s = v;
+        }
+    }
+
+    /// Reads kpageflags for the sorted `qpfns` into `qflags` (None: not delivered).
+    fn read_flags(&mut self) -> Result<(), OpsError> {
+        self.qflags.clear();
+        self.qflags.resize(self.qpfns.len(), None);
+        let q = &self.qpfns;
+        plan_runs(q.len(), |i| q[i], self.policy.kpageflags, &mut self.runs);
+        for r in 0..self.runs.len() {
+            let run = self.runs[r];
+            let got = self.read_flag_range(run.start, run.len)?;
+            for i in run.items_start..run.items_end {
+                let idx = self.qpfns[i] - run.start;
+                if idx < got {
+                    let off = idx as usize * 8;
+                    self.qflags[i] = Some(u64::from_ne_bytes(
+                        self.bytes[off..off + 8].try_into().expect("8 bytes"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads flags of PFNs `[start, start + len)` into `bytes`; returns how
+    /// many were delivered.
+    fn read_flag_range(&mut self, start: u64, len: u64) -> Result<u64, OpsError> {
+        let want = len as usize * 8;
+        self.bytes.clear();
+        self.bytes.resize(want, 0);
+        let mut done = 0usize;
+        while done < want {
+            match self
+                .io
+                .kpageflags_read(start * 8 + done as u64, &mut self.bytes[done..])
+            {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok((done / 8) as u64)
+    }
+
+    fn flag_at(&self, idx: u64) -> PageFlags {
+        let off = idx as usize * 8;
+        PageFlags(u64::from_ne_bytes(
+            self.bytes[off..off + 8].try_into().expect("8 bytes"),
+        ))
+    }
+
+    /// Walks back from the tail `pfn` to its head through kpageflags and
+    /// caches the mapping. Returns the head, if found.
+    fn resolve_head(&mut self, pfn: u64) -> Result<Option<u64>, OpsError> {
+        let mut base = pfn - pfn % WALK_WINDOW;
+        let mut scan_from = pfn;
+        let mut end = pfn + 1;
+        for window in 0..WALK_MAX_WINDOWS {
+            let got = self.read_flag_range(base, WALK_WINDOW)?;
+            if scan_from - base >= got {
+                return Ok(None);
+            }
+            if window == 0 {
+                let mut q = pfn + 1;
+                while q - base < got && self.flag_at(q - base).is_tail() {
+                    q += 1;
+                }
+                end = q;
+            }
+            let mut q = scan_from;
+            loop {
+                let f = self.flag_at(q - base);
+                if f.is_head() {
+                    self.stats.tails_resolved += 1;
+                    let e = self.heads.entry(q).or_insert(HeadEntry {
+                        end,
+                        last_used: self.sample_no,
+                    });
+                    e.end = e.end.max(end);
+                    e.last_used = self.sample_no;
+                    return Ok(Some(q));
+                }
+                if !f.is_tail() || q == base {
+                    break;
+                }
+                q -= 1;
+            }
+            if !self.flag_at(q - base).is_tail() || base == 0 {
+                return Ok(None);
+            }
+            scan_from = base - 1;
+            base -= WALK_WINDOW;
+        }
+        Ok(None)
+    }
+
+    fn resolve_heads_eagerly(&mut self) -> Result<(), OpsError> {
+        self.qpfns.clear();
+        for i in 0..self.marks.len() {
+            let raw = self.marks[i].raw;
+            if self.lookup_head(raw).is_none() {
+                self.qpfns.push(raw);
+            }
+        }
+        self.qpfns.sort_unstable();
+        self.qpfns.dedup();
+        self.read_flags()?;
+        self.tails.clear();
+        for k in 0..self.qpfns.len() {
+            if self.qflags[k]
+                .map(PageFlags)
+                .is_some_and(PageFlags::is_trackable_tail)
+            {
+                self.tails.push(self.qpfns[k]);
+            }
+        }
+        for t in 0..self.tails.len() {
+            let pfn = self.tails[t];
+            if self.lookup_head(pfn).is_none() {
+                self.resolve_head(pfn)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn forget_head(&mut self, head: u64) {
+        self.heads.remove(&head);
+    }
+
+    fn prune_heads(&mut self) {
+        let now = self.sample_no;
+        let ttl = self.policy.head_cache_ttl;
+        self.heads
+            .retain(|_, e| now.saturating_sub(e.last_used) <= ttl);
+        if self.heads.len() > self.policy.head_cache_max {
+            self.heads.clear();
+        }
+    }
+
+    /// Number of cached THP head mappings.
+    pub fn cached_heads(&self) -> usize {
+        self.heads.len()
+    }
+}
+
+fn fill_bytes(words: &[u64], bytes: &mut Vec<u8>) {
+    bytes.clear();
+    for w in words {
+        bytes.extend_from_slice(&w.to_ne_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::FakePhysMem;
+
+    fn sample(s: &mut PfnSampler, pfns: &[u64]) -> Vec<Verdict> {
+        s.begin(pfns.len());
+        for (i, &p) in pfns.iter().enumerate() {
+            s.add(i, p);
+        }
+        s.mark_idle().unwrap();
+        s.check().unwrap();
+        (0..pfns.len()).map(|i| s.verdict(i)).collect()
+    }
+
+    #[test]
+    fn hot_pages_are_accessed_and_cold_ones_idle() {
+        let mut fake = FakePhysMem::new(1 << 16);
+        fake.add_hot(1000..2000, 1.0);
+        let mut s = PfnSampler::new(Box::new(fake));
+        let v = sample(&mut s, &[5, 1500, 1999, 2000, 40_000]);
+        assert_eq!(
+            v,
+            [
+                Verdict::Idle,
+                Verdict::Accessed,
+                Verdict::Accessed,
+                Verdict::Idle,
+                Verdict::Idle
+            ]
+        );
+    }
+
+    #[test]
+    fn untracked_pages_are_not_accessed() {
+        let mut fake = FakePhysMem::new(1 << 12);
+        fake.set_untracked(0..100);
+        let mut s = PfnSampler::new(Box::new(fake));
+        assert_eq!(
+            sample(&mut s, &[10, 200]),
+            [Verdict::Untracked, Verdict::Idle]
+        );
+    }
+
+    #[test]
+    fn thp_tails_are_resolved_to_heads_and_cached() {
+        let mut fake = FakePhysMem::new(1 << 14);
+        fake.add_thp(1024, 512);
+        fake.add_thp(2048, 512);
+        fake.add_hot(1024..1536, 1.0);
+        let mut s = PfnSampler::new(Box::new(fake));
+        // First sample: tails unknown, heads get cached.
+        let v = sample(&mut s, &[1100, 2100]);
+        assert_eq!(v, [Verdict::Unknown, Verdict::Unknown]);
+        assert_eq!(s.cached_heads(), 2);
+        assert_eq!(s.stats().tails_resolved, 2);
+        // Later samples use the heads: hot THP accessed, cold THP idle.
+        let v = sample(&mut s, &[1500, 2500]);
+        assert_eq!(v, [Verdict::Accessed, Verdict::Idle]);
+        let v = sample(&mut s, &[1030, 2559]);
+        assert_eq!(v, [Verdict::Accessed, Verdict::Idle]);
+        assert!(s.stats().head_cache_hits >= 4);
+    }
+
+    #[test]
+    fn eager_heads_resolve_before_marking() {
+        let mut fake = FakePhysMem::new(1 << 14);
+        fake.add_thp(4096, 512);
+        fake.add_thp(8192, 512);
+        fake.add_hot(4096..4608, 1.0);
+        let policy = SamplerPolicy {
+            eager_heads: true,
+            ..Default::default()
+        };
+        let mut s = PfnSampler::with_policy(Box::new(fake), policy);
+        assert_eq!(
+            sample(&mut s, &[4200, 8300, 8192]),
+            [Verdict::Accessed, Verdict::Idle, Verdict::Idle]
+        );
+    }
+
+    #[test]
+    fn the_partial_max_pfn_word_is_unknown_not_accessed() {
+        // max_pfn = 0x3ffe0 as in a 1 GiB guest: the last word is partial.
+        let fake = FakePhysMem::new(0x3ffe0);
+        let mut s = PfnSampler::new(Box::new(fake));
+        let v = sample(&mut s, &[0x3ffc0 + 3, 0x3ff80]);
+        assert_eq!(v, [Verdict::Unknown, Verdict::Idle]);
+        assert_eq!(s.stats().unreadable, 1);
+    }
+
+    #[test]
+    fn beyond_max_pfn_is_not_an_error() {
+        let fake = FakePhysMem::new(1 << 10);
+        let mut s = PfnSampler::new(Box::new(fake));
+        let v = sample(&mut s, &[1 << 20]);
+        assert_eq!(v, [Verdict::Unknown]);
+        assert_eq!(s.stats().enxio, 1);
+    }
+
+    #[test]
+    fn a_whole_context_costs_few_calls() {
+        let fake = FakePhysMem::new(1 << 18);
+        let state = fake.state();
+        let mut s = PfnSampler::new(Box::new(fake));
+        // 1000 regions of a 1 GiB machine, sampled at spread PFNs
+        let pfns: Vec<u64> = (0..1000u64)
+            .map(|i| (i * 2_654_435_761) % (1 << 18))
+            .collect();
+        let before = s.syscalls();
+        let v = sample(&mut s, &pfns);
+        assert!(v.iter().all(|&x| x == Verdict::Idle));
+        let calls = s.syscalls() - before;
+        let c = state.lock().unwrap().calls;
+        assert!(c[1] <= 100, "{} bitmap writes for 1000 PFNs", c[1]);
+        assert!(c[0] < 1000, "{} bitmap reads for 1000 PFNs", c[0]);
+        assert_eq!(c[2], 0, "idle pages need no kpageflags reads");
+        assert!(
+            calls < 1016,
+            "{calls} calls for 1000 region-samples (naive: 2000)"
+        );
+    }
+
+    #[test]
+    fn duplicates_and_out_of_range_slots_are_harmless() {
+        let mut fake = FakePhysMem::new(1 << 12);
+        fake.add_hot(7..8, 1.0);
+        let mut s = PfnSampler::new(Box::new(fake));
+        s.begin(3);
+        s.add(0, 7);
+        s.add(1, 7);
+        s.add(2, 9);
+        s.add(99, 9);
+        s.mark_idle().unwrap();
+        s.check().unwrap();
+        assert!(s.accessed(0) && s.accessed(1) && !s.accessed(2) && !s.accessed(99));
+        // check without mark is a no-op
+        s.check().unwrap();
+    }
+}

@@ -1,0 +1,384 @@
+//! The `vaddr` and `fvaddr` backends (the kernel's `mm/damon/vaddr.c`).
+
+use crate::process::ProcessFiles;
+use crate::three::three_regions;
+use damon_core::adapt::set_regions;
+use damon_core::damos::{Action, Scheme};
+use damon_core::{
+    update_region_access_rate, AddrRange, ApplyOutcome, Attrs, Operations, OpsCtx, OpsError,
+    Region, Target, TargetId,
+};
+use damon_ops_paddr::coalesce::{plan_runs, Coalesce, Run};
+use damon_ops_paddr::pagemap::PagemapEntry;
+use damon_ops_paddr::physio::{KernelPhysIo, PhysIo};
+use damon_ops_paddr::sampler::{PfnSampler, SamplerPolicy, SamplerStats};
+use damon_ops_paddr::{sys, ProbeReport};
+use std::collections::HashMap;
+
+/// The hint of every DAMOS action other than `stat`, for now.
+pub const VADDR_ACTION_HINT: &str = "DAMOS actions for vaddr arrive with damon-schemes";
+
+/// Default coalescing of pagemap reads (units: pages). Holes and present
+/// entries are cheap for the kernel to report, so gaps of a few hundred
+/// pages are worth one call less.
+pub const DEFAULT_PAGEMAP_COALESCE: Coalesce = Coalesce::new(128, 4096);
+
+/// Monitors processes' virtual address spaces; `Target::id` is the pid.
+///
+/// * `vaddr` ([`VaddrOps::new`]): region-less targets get the kernel's three
+///   regions at `init`, recomputed at every ops update.
+/// * `fvaddr` ([`VaddrOps::fixed`]): only the ranges the user gave are
+///   monitored, never changed by the backend.
+///
+/// Per sample, every region's sampling address is translated through the
+/// process's pagemap (one read per run of nearby addresses), and the PFNs of
+/// the whole context go through one batched page_idle pass. Pages that are
+/// not present or swapped count as not accessed.
+///
+/// ```no_run
+/// // Needs root and CONFIG_IDLE_PAGE_TRACKING.
+/// use damon_core::{Context, Target};
+/// let mut ctx = Context::new();
+/// ctx.set_ops("vaddr", Box::new(damon_ops_vaddr::VaddrOps::new()?));
+/// ctx.targets.push(Target::new(1234)); // a pid
+/// let handles = damon_core::damon_start(vec![ctx], false).unwrap();
+/// # Ok::<(), damon_core::OpsError>(())
+/// ```
+pub struct VaddrOps {
+    fixed: bool,
+    page_size: u64,
+    sampler: PfnSampler,
+    procs: HashMap<TargetId, ProcessFiles>,
+    exited: Vec<TargetId>,
+    retired_calls: u64,
+    pagemap_coalesce: Coalesce,
+    vpns: Vec<(u64, u32)>,
+    runs: Vec<Run>,
+    entries: Vec<u64>,
+    maps_buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for VaddrOps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaddrOps")
+            .field("fixed", &self.fixed)
+            .field("targets", &self.procs.keys().collect::<Vec<_>>())
+            .field("exited", &self.exited)
+            .field("sampler", &self.sampler)
+            .finish()
+    }
+}
+
+impl VaddrOps {
+    /// The `vaddr` backend. Probes the system first: the error names what
+    /// is missing (`CONFIG_IDLE_PAGE_TRACKING`, root for PFNs, ...).
+    pub fn new() -> Result<Self, OpsError> {
+        Self::open_kernel(false)
+    }
+
+    /// The `fvaddr` backend (fixed, user-given ranges).
+    pub fn fixed() -> Result<Self, OpsError> {
+        Self::open_kernel(true)
+    }
+
+    fn open_kernel(fixed: bool) -> Result<Self, OpsError> {
+        ProbeReport::run().require_vaddr()?;
+        let io = KernelPhysIo::open()?;
+        Ok(Self::with_io(fixed, Box::new(io)))
+    }
+
+    /// A backend over any [`PhysIo`] (e.g. the fake page_idle of
+    /// `damon_ops_paddr::fake`); pagemap and maps are still the real files.
+    pub fn with_io(fixed: bool, io: Box<dyn PhysIo>) -> Self {
+        Self {
+            fixed,
+            page_size: sys::page_size(),
+            sampler: PfnSampler::new(io),
+            procs: HashMap::new(),
+            exited: Vec::new(),
+            retired_calls: 0,
+            pagemap_coalesce: DEFAULT_PAGEMAP_COALESCE,
+            vpns: Vec::new(),
+            runs: Vec::new(),
+            entries: Vec::new(),
+            maps_buf: Vec::new(),
+        }
+    }
+
+    /// Replaces the page_idle batching policy.
+    pub fn with_policy(mut self, policy: SamplerPolicy) -> Self {
+        self.sampler.set_policy(policy);
+        self
+    }
+
+    /// Replaces the pagemap coalescing policy (units: pages).
+    pub fn with_pagemap_coalesce(mut self, c: Coalesce) -> Self {
+        self.pagemap_coalesce = c;
+        self
+    }
+
+    /// True for `fvaddr`.
+    pub fn is_fixed(&self) -> bool {
+        self.fixed
+    }
+
+    /// System calls made so far: pagemap, maps, pidfd polls, page_idle and
+    /// kpageflags, including those of targets already cleaned up.
+    pub fn syscalls(&self) -> u64 {
+        self.sampler.syscalls()
+            + self.retired_calls
+            + self.procs.values().map(ProcessFiles::calls).sum::<u64>()
+    }
+
+    /// System calls made on the processes' own files only (pagemap, maps,
+    /// pidfd polls), including those of targets already cleaned up.
+    pub fn process_syscalls(&self) -> u64 {
+        self.retired_calls + self.procs.values().map(ProcessFiles::calls).sum::<u64>()
+    }
+
+    /// The page_idle sampler's counters.
+    pub fn stats(&self) -> &SamplerStats {
+        self.sampler.stats()
+    }
+
+    /// The three regions of process `id` now (page-aligned), or `None` when
+    /// its mappings have fewer than two gaps (or it exited).
+    pub fn three_regions_of(&mut self, id: TargetId) -> Result<Option<Vec<AddrRange>>, OpsError> {
+        let page = self.page_size;
+        let Some(p) = self.procs.get_mut(&id) else {
+            return Ok(None);
+        };
+        let vmas = p.read_maps(&mut self.maps_buf)?;
+        match three_regions(
+            vmas.iter().filter(|v| !v.is_vsyscall()).map(|v| v.range()),
+            page,
+        ) {
+            Ok(three) => Ok(Some(three.into_iter().filter(|r| !r.is_empty()).collect())),
+            Err(e) => {
+                tracing::debug!(target: "damon::vaddr", pid = id, "no three regions: {e}");
+                Ok(None)
+            }
+        }
+    }
+
+    fn mark_exited(&mut self, id: TargetId) {
+        if !self.exited.contains(&id) {
+            tracing::info!(target: "damon::vaddr", pid = id, "target process exited");
+            self.exited.push(id);
+        }
+    }
+
+    /// Opens the target's files unless already open; errors propagate.
+    fn ensure_open(&mut self, id: TargetId) -> Result<(), OpsError> {
+        if self.procs.get(&id).is_some_and(ProcessFiles::alive) {
+            return Ok(());
+        }
+        if let Some(old) = self.procs.remove(&id) {
+            self.retired_calls += old.calls();
+        }
+        let p = ProcessFiles::open(id)?;
+        self.exited.retain(|&e| e != id);
+        self.procs.insert(id, p);
+        Ok(())
+    }
+
+    /// Opens a target met for the first time during sampling (added by a
+    /// commit with regions); failure makes it invalid, not an error.
+    fn ensure_open_lazily(&mut self, id: TargetId) -> bool {
+        if let Some(p) = self.procs.get(&id) {
+            return p.alive();
+        }
+        if self.exited.contains(&id) {
+            return false;
+        }
+        match ProcessFiles::open(id) {
+            Ok(p) => {
+                self.procs.insert(id, p);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(target: "damon::vaddr", pid = id, "cannot monitor target: {e}");
+                self.mark_exited(id);
+                false
+            }
+        }
+    }
+
+    /// Translates the sampling addresses of one target's regions (slots
+    /// `base..`) and feeds present PFNs to the sampler.
+    fn translate_target(
+        &mut self,
+        id: TargetId,
+        regions: &[Region],
+        base: usize,
+    ) -> Result<(), OpsError> {
+        let page = self.page_size;
+        self.vpns.clear();
+        for (i, r) in regions.iter().enumerate() {
+            self.vpns.push((r.sampling_addr / page, (base + i) as u32));
+        }
+        if !self.vpns.is_sorted_by_key(|v| v.0) {
+            self.vpns.sort_unstable_by_key(|v| v.0);
+        }
+        let vpns = &self.vpns;
+        plan_runs(
+            vpns.len(),
+            |i| vpns[i].0,
+            self.pagemap_coalesce,
+            &mut self.runs,
+        );
+        let Some(p) = self.procs.get_mut(&id) else {
+            return Ok(());
+        };
+        for run in &self.runs {
+            let len = run.len as usize;
+            if self.entries.len() < len {
+                self.entries.resize(len, 0);
+            }
+            let got = match p
+                .pagemap()
+                .read_entries(run.start, &mut self.entries[..len])
+            {
+                Ok(n) => n as u64,
+                Err(e) if e.is_gone() || e.errno() == Some(libc::EIO) => 0,
+                Err(e) => return Err(e.into()),
+            };
+            if got == 0 && !p.check_alive() {
+                break;
+            }
+            for &(vpn, slot) in &self.vpns[run.items_start..run.items_end] {
+                let idx = vpn - run.start;
+                if idx < got {
+                    if let Some(pfn) = PagemapEntry(self.entries[idx as usize]).pfn() {
+                        self.sampler.add(slot as usize, pfn);
+                    }
+                }
+            }
+        }
+        if !p.alive() {
+            self.mark_exited(id);
+        }
+        Ok(())
+    }
+}
+
+impl Operations for VaddrOps {
+    fn syscalls(&self) -> Option<u64> {
+        Some(VaddrOps::syscalls(self))
+    }
+
+    fn init(&mut self, ctx: &mut OpsCtx<'_>) -> Result<(), OpsError> {
+        for t in ctx.targets.iter_mut() {
+            self.ensure_open(t.id)?;
+            if !self.fixed && t.regions.is_empty() {
+                if let Some(three) = self.three_regions_of(t.id)? {
+                    set_regions(t, &three, ctx.min_region_sz)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn update(&mut self, ctx: &mut OpsCtx<'_>) -> Result<(), OpsError> {
+        if self.fixed {
+            return Ok(());
+        }
+        for t in ctx.targets.iter_mut() {
+            if !self.procs.get(&t.id).is_some_and(ProcessFiles::alive) {
+                continue;
+            }
+            if let Some(three) = self.three_regions_of(t.id)? {
+                set_regions(t, &three, ctx.min_region_sz)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn prepare_access_checks(&mut self, ctx: &mut OpsCtx<'_>) -> Result<(), OpsError> {
+        let nslots: usize = ctx.targets.iter().map(|t| t.regions.len()).sum();
+        self.sampler.begin(nslots);
+        let mut base = 0;
+        for t in ctx.targets.iter_mut() {
+            for r in t.regions.iter_mut() {
+                r.sampling_addr = ctx.rng.range(r.ar.start, r.ar.end);
+            }
+            if !t.regions.is_empty() && self.ensure_open_lazily(t.id) {
+                self.translate_target(t.id, &t.regions, base)?;
+            }
+            base += t.regions.len();
+        }
+        self.sampler.mark_idle()
+    }
+
+    fn check_accesses(&mut self, ctx: &mut OpsCtx<'_>) -> Result<u32, OpsError> {
+        self.sampler.check()?;
+        let mut max = 0;
+        let mut slot = 0;
+        for t in ctx.targets.iter_mut() {
+            let live = self.procs.get(&t.id).is_some_and(ProcessFiles::alive);
+            for r in t.regions.iter_mut() {
+                update_region_access_rate(r, live && self.sampler.accessed(slot), ctx.attrs);
+                max = max.max(r.nr_accesses);
+                slot += 1;
+            }
+        }
+        Ok(max)
+    }
+
+    fn get_scheme_score(&self, attrs: &Attrs, _t: &Target, r: &Region, s: &Scheme) -> u32 {
+        damon_core::ops_common::vaddr_scheme_score(attrs, r, s)
+    }
+
+    fn check_action(&self, action: Action) -> Result<(), OpsError> {
+        if action == Action::Stat {
+            Ok(())
+        } else {
+            Err(OpsError::Unsupported {
+                what: format!("DAMOS action {}", action.name()),
+                hint: VADDR_ACTION_HINT.into(),
+            })
+        }
+    }
+
+    fn apply_scheme(
+        &mut self,
+        _attrs: &Attrs,
+        _t: &Target,
+        r: &Region,
+        s: &Scheme,
+    ) -> Result<ApplyOutcome, OpsError> {
+        self.check_action(s.action)?;
+        Ok(ApplyOutcome {
+            applied: 0,
+            sz_filter_passed: r.size(),
+        })
+    }
+
+    fn target_valid(&mut self, t: &Target) -> bool {
+        let valid = match self.procs.get_mut(&t.id) {
+            Some(p) => p.check_alive(),
+            None => !self.exited.contains(&t.id),
+        };
+        if !valid {
+            self.mark_exited(t.id);
+        }
+        valid
+    }
+
+    fn cleanup_target(&mut self, t: &Target) {
+        if let Some(p) = self.procs.remove(&t.id) {
+            self.retired_calls += p.calls();
+        }
+    }
+
+    fn invalid_reason(&self) -> Option<String> {
+        match self.exited.as_slice() {
+            [] => None,
+            [one] => Some(format!("pid {one} exited")),
+            many => {
+                let list: Vec<String> = many.iter().map(u64::to_string).collect();
+                Some(format!("pids {} exited", list.join(", ")))
+            }
+        }
+    }
+}

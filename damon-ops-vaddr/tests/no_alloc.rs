@@ -1,0 +1,93 @@
+//! After warm-up, a vaddr sample (prepare + check: pagemap translation and
+//! page_idle pass) allocates nothing. Uses this process's own pagemap and
+//! the fake page_idle.
+
+use damon_core::{AddrRange, Attrs, Operations, OpsCtx, Rng, Target};
+use damon_ops_paddr::fake::FakePhysMem;
+use damon_ops_paddr::sys::{Advice, AnonMapping};
+use damon_ops_vaddr::VaddrOps;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+struct Counting;
+static COUNT: AtomicU64 = AtomicU64::new(0);
+static ON: AtomicBool = AtomicBool::new(false);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if ON.load(Ordering::Relaxed) {
+            COUNT.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        if ON.load(Ordering::Relaxed) {
+            COUNT.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+#[test]
+fn fvaddr_samples_without_allocating() {
+    let mut m = AnonMapping::new(32 << 20, 2 << 20).unwrap();
+    m.advise(Advice::Nohugepage).unwrap();
+    m.write_pages(0..m.len(), 1);
+    // a fake page_idle as large as the PFNs this mapping got
+    let mut pm = damon_ops_paddr::pagemap::PagemapFile::open(None).unwrap();
+    let mut entries = vec![0u64; m.len() / 4096];
+    pm.read_entries(m.addr() / 4096, &mut entries).unwrap();
+    let max_pfn = entries
+        .iter()
+        .filter_map(|&e| damon_ops_paddr::pagemap::PagemapEntry(e).pfn())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let mut ops = VaddrOps::with_io(
+        true,
+        Box::new(FakePhysMem::new(max_pfn.next_multiple_of(64))),
+    );
+    let ranges: Vec<AddrRange> = (0..512u64)
+        .map(|i| AddrRange::new(m.addr() + (i << 16), m.addr() + ((i + 1) << 16)))
+        .collect();
+    let attrs = Attrs::default();
+    let mut rng = Rng::new(9);
+    let mut targets = vec![Target::with_ranges(u64::from(std::process::id()), &ranges)];
+    let mut ctx = OpsCtx {
+        attrs: &attrs,
+        min_region_sz: 4096,
+        addr_unit: 1,
+        passed_sample_intervals: 0,
+        now_us: 0,
+        rng: &mut rng,
+        targets: &mut targets,
+    };
+    ops.init(&mut ctx).unwrap();
+    for _ in 0..300 {
+        ops.prepare_access_checks(&mut ctx).unwrap();
+        ops.check_accesses(&mut ctx).unwrap();
+    }
+    ON.store(true, Ordering::SeqCst);
+    for _ in 0..100 {
+        ops.prepare_access_checks(&mut ctx).unwrap();
+        ops.check_accesses(&mut ctx).unwrap();
+    }
+    ON.store(false, Ordering::SeqCst);
+    assert_eq!(
+        COUNT.load(Ordering::SeqCst),
+        0,
+        "allocations in 100 warm samples"
+    );
+    drop(m);
+}
