@@ -586,15 +586,15 @@ impl Kdamond {
         if !self.ctx.attrs.same_params(&src.attrs) {
             self.set_attrs(src.attrs, false);
             // Deviation: the kernel keeps kdamond_fn's local sz_limit until
-            // the next merge, so the first aggregation after a commit that
-            // lowers max_nr_regions can still end above it. Recomputing the
-            // limit here makes the new bounds hold from that aggregation on.
-            self.ctx.state.sz_limit = crate::region::align_up(
-                crate::adapt::region_sz_limit(
-                    &self.ctx.targets,
-                    self.ctx.attrs.min_nr_regions,
-                    src.min_region_sz,
-                ),
+            // the next merge and enforces a new min_nr_regions only after
+            // it, so the first aggregation after such a commit can end with
+            // more than max_nr_regions (regions sized for the old minimum
+            // are cut after merging). Enforcing the new bounds here makes
+            // them hold from the next aggregation on.
+            self.ctx.state.sz_limit = apply_min_nr_regions(
+                &mut self.ctx.targets,
+                &mut self.scratch,
+                self.ctx.attrs.min_nr_regions,
                 src.min_region_sz,
             );
         }

@@ -230,18 +230,83 @@ fn age_resets_when_access_pattern_changes() {
 /// min 3/max 14) over idle memory must hold at the next aggregation.
 #[test]
 fn commit_lowering_max_nr_regions_holds_at_the_next_aggregation() {
-    let attrs = Attrs { sample_interval: 1000, aggr_interval: 2000, ops_update_interval: 20_000, min_nr_regions: 24, max_nr_regions: 56, ..Attrs::default() };
-    let pattern = SimPattern { space: vec![AddrRange::new(1 << 20, 65 << 20)], phases: vec![Phase { duration_us: 100_000, hot: vec![] }], exit_after_us: None };
+    let attrs = Attrs {
+        sample_interval: 1000,
+        aggr_interval: 2000,
+        ops_update_interval: 20_000,
+        min_nr_regions: 24,
+        max_nr_regions: 56,
+        ..Attrs::default()
+    };
+    let pattern = SimPattern {
+        space: vec![AddrRange::new(1 << 20, 65 << 20)],
+        phases: vec![Phase {
+            duration_us: 100_000,
+            hot: vec![],
+        }],
+        exit_after_us: None,
+    };
     let mut kd = sim_loop(pattern, 0, attrs);
     for _ in 0..8 {
         step_aggregation(&mut kd);
     }
     assert!(kd.ctx().nr_regions() >= 24);
     let mut src = Context::new();
-    src.attrs = Attrs { min_nr_regions: 3, max_nr_regions: 14, ..attrs };
+    src.attrs = Attrs {
+        min_nr_regions: 3,
+        max_nr_regions: 14,
+        ..attrs
+    };
     src.targets.push(Target::new(0));
     kd.commit(src).unwrap();
     step_aggregation(&mut kd);
     let n = kd.ctx().nr_regions();
     assert!((3..=14).contains(&n), "{n} regions after the commit");
+}
+
+/// Found by proptest: a commit raising min_nr_regions (5 -> 18) while
+/// regions are sized for the old minimum must keep the count within the new
+/// max at the next aggregation.
+#[test]
+fn commit_raising_min_nr_regions_holds_at_the_next_aggregation() {
+    let a = |aggr: u64, min: u32, max: u32| Attrs {
+        sample_interval: 1000,
+        aggr_interval: aggr,
+        ops_update_interval: aggr * 10,
+        min_nr_regions: min,
+        max_nr_regions: max,
+        ..Attrs::default()
+    };
+    let hot = HotRange {
+        range: AddrRange::new(1_086_853_120, 1_147_670_528),
+        probability: 0.318,
+    };
+    let pattern = SimPattern {
+        space: vec![AddrRange::new(1 << 20, 3_549_429_760)],
+        phases: vec![Phase {
+            duration_us: 100_000,
+            hot: vec![hot],
+        }],
+        exit_after_us: None,
+    };
+    let mut kd = sim_loop(pattern, 7_467_328_585_277_609_812, a(31_000, 21, 93));
+    for (commit, attrs) in [(8, a(4000, 5, 290)), (16, a(6000, 18, 193))] {
+        while kd.ctx().passed_sample_intervals() < commit * 30 {
+            step_aggregation(&mut kd);
+        }
+        let mut src = Context::new();
+        src.attrs = attrs;
+        src.targets.push(Target::new(0));
+        kd.commit(src).unwrap();
+        for _ in 0..8 {
+            step_aggregation(&mut kd);
+            let n = kd.ctx().nr_regions() as u32;
+            assert!(
+                n >= attrs.min_nr_regions && n <= attrs.max_nr_regions,
+                "{n} regions outside [{}, {}]",
+                attrs.min_nr_regions,
+                attrs.max_nr_regions
+            );
+        }
+    }
 }

@@ -14,8 +14,8 @@
 //! ctx.set_ops("sim", Box::new(SimOps::new(SimPattern::uniform(1 << 30, 0.0))));
 //! ctx.targets.push(Target::new(0));
 //! ctx.clock = Some(Arc::new(VirtualClock::new()));
-//! // count idle regions that stayed idle for 10 aggregations
-//! let pattern = AccessPattern { max_nr_accesses: 0, min_age_region: 10, ..AccessPattern::default() };
+//! // count idle regions (any age)
+//! let pattern = AccessPattern { max_nr_accesses: 0, ..AccessPattern::default() };
 //! ctx.schemes.push(Scheme::new(pattern, Action::Stat));
 //! let control = damon_schemes::install(&mut ctx, damon_schemes::SimMetrics::new());
 //! let handles = damon_start(vec![ctx], false).unwrap();

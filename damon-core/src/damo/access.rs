@@ -101,7 +101,10 @@ impl AccessReport {
         if let Some(bw) = self.mem_bw_per_sec {
             out.push(format!("memory bw estimate: {} per second", format_sz(bw)));
         }
-        out.push(format!("total size: {}", format_sz(self.total_bytes as f64)));
+        out.push(format!(
+            "total size: {}",
+            format_sz(self.total_bytes as f64)
+        ));
         let mut s = out.join("\n");
         s.push('\n');
         s
@@ -202,8 +205,18 @@ mod tests {
                 start_time: t * 100_000_000,
                 end_time: (t + 1) * 100_000_000,
                 regions: vec![
-                    RecordRegion { start: 0, end: 4096, nr_accesses: 10, age: 2 },
-                    RecordRegion { start: 4096, end: 1 << 20, nr_accesses: 0, age: 30 },
+                    RecordRegion {
+                        start: 0,
+                        end: 4096,
+                        nr_accesses: 10,
+                        age: 2,
+                    },
+                    RecordRegion {
+                        start: 4096,
+                        end: 1 << 20,
+                        nr_accesses: 0,
+                        age: 30,
+                    },
                 ],
                 sample_interval_us: None,
             });
@@ -225,22 +238,56 @@ mod tests {
         // 4096 B x 100 hz
         assert_eq!(rep.mem_bw_per_sec, Some(409_600.0));
         let text = rep.to_text();
-        assert!(text.contains("0   addr 0 B         size 4.000 KiB   access 100 hz age 200 ms"), "{text}");
-        assert!(text.contains("1   addr 4.000 KiB   size 1020.000 KiB access 0 hz   age 3 s"), "{text}");
-        assert!(text.ends_with("memory bw estimate: 400.000 KiB per second\ntotal size: 1024.000 KiB\n"), "{text}");
+        assert!(
+            text.contains("0   addr 0 B         size 4.000 KiB   access 100 hz age 200 ms"),
+            "{text}"
+        );
+        assert!(
+            text.contains("1   addr 4.000 KiB   size 1020.000 KiB access 0 hz   age 3 s"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "memory bw estimate: 400.000 KiB per second\ntotal size: 1024.000 KiB\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
     fn snapshot_choice_and_errors() {
-        let rep = access(&[rec()], &AccessOptions { snapshot: Some(0), ..Default::default() }).unwrap();
+        let rep = access(
+            &[rec()],
+            &AccessOptions {
+                snapshot: Some(0),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(rep[0].time, (0, 100_000_000));
-        assert!(access(&[rec()], &AccessOptions { snapshot: Some(5), ..Default::default() }).is_err());
-        assert!(access(&[rec()], &AccessOptions { target_id: Some(9), ..Default::default() }).is_err());
+        assert!(access(
+            &[rec()],
+            &AccessOptions {
+                snapshot: Some(5),
+                ..Default::default()
+            }
+        )
+        .is_err());
+        assert!(access(
+            &[rec()],
+            &AccessOptions {
+                target_id: Some(9),
+                ..Default::default()
+            }
+        )
+        .is_err());
         // without intervals: counts instead of rates
         let mut r = rec();
         r.intervals = None;
         let rep = &access(&[r], &AccessOptions::default()).unwrap()[0];
         assert_eq!(rep.lines[0].access_hz, None);
-        assert!(rep.to_text().contains("access 10 samples age 2 aggr intervals"));
+        assert!(rep
+            .to_text()
+            .contains("access 10 samples age 2 aggr intervals"));
     }
 }

@@ -198,7 +198,11 @@ impl Heatmap {
 
 /// The "hot" colour map: 0 black, 1/3 red, 2/3 yellow, 1 white.
 pub fn hot_colour(x: f64) -> [u8; 3] {
-    let x = if x.is_finite() { x.clamp(0.0, 1.0) } else { 0.0 };
+    let x = if x.is_finite() {
+        x.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let c = |v: f64| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
     [c(3.0 * x), c(3.0 * x - 1.0), c(3.0 * x - 2.0)]
 }
@@ -393,15 +397,11 @@ pub fn heatmap(records: &[Record], opts: &HeatmapOptions) -> Result<Heatmap, Dam
     let (t0, t1) = match (opts.time_range, guide) {
         (Some(r), _) => (i128::from(r.0), i128::from(r.1)),
         (None, Some(g)) => (g.start_time, i128::from(g.end_time)),
-        (None, None) => {
-            return Err(DamoError::Report(format!("no snapshot of target {tid}")))
-        }
+        (None, None) => return Err(DamoError::Report(format!("no snapshot of target {tid}"))),
     };
     let (a0, a1) = match (opts.addr_range, guide.and_then(Guide::hottest)) {
         (Some(r), _) | (None, Some(r)) => r,
-        (None, None) => {
-            return Err(DamoError::Report(format!("no region of target {tid}")))
-        }
+        (None, None) => return Err(DamoError::Report(format!("no region of target {tid}"))),
     };
     let time_start = u64::try_from(t0.max(0)).unwrap_or(0);
     let t1 = u64::try_from(t1.max(0)).unwrap_or(0);
@@ -444,7 +444,12 @@ fn idx_of(x: i128, start: u64, unit: u64) -> i128 {
     (x - i128::from(start)) / i128::from(unit)
 }
 
-fn add_heat(map: &mut Heatmap, s: &Snapshot, last: Option<&Snapshot>, iv: Option<&RecordIntervals>) {
+fn add_heat(
+    map: &mut Heatmap,
+    s: &Snapshot,
+    last: Option<&Snapshot>,
+    iv: Option<&RecordIntervals>,
+) {
     let addr_end = i128::from(map.addr_start) + i128::from(map.addr_unit) * map.addr_resol as i128;
     let area = map.time_unit as f64 * map.addr_unit as f64;
     let aggr_ns = iv.map(|iv| i128::from(iv.aggr_us) * 1000);
@@ -529,7 +534,8 @@ mod tests {
     fn one_region_filling_the_map_gives_its_rate_everywhere() {
         // 10 samples per 100 ms aggregation = 100 hz, over the whole map
         let mut r = Record::new(0, Some(iv()));
-        r.snapshots.push(snap(0, 100_000_000, vec![region(0, 4096, 10, 0)]));
+        r.snapshots
+            .push(snap(0, 100_000_000, vec![region(0, 4096, 10, 0)]));
         let opts = HeatmapOptions {
             resolution: (2, 4),
             ..Default::default()
@@ -538,7 +544,11 @@ mod tests {
         assert_eq!((m.time_unit, m.addr_unit), (50_000_000, 1024));
         for t in 0..2 {
             for a in 0..4 {
-                assert!(close(m.heat(t, a).unwrap(), 100.0), "{t} {a}: {:?}", m.heat(t, a));
+                assert!(
+                    close(m.heat(t, a).unwrap(), 100.0),
+                    "{t} {a}: {:?}",
+                    m.heat(t, a)
+                );
             }
         }
         assert_eq!(m.heat_unit, "hz");
@@ -550,7 +560,8 @@ mod tests {
         // columns of 200. One snapshot [100, 300) with region [100, 300)
         // of 7 samples (no intervals: heat in samples).
         let mut r = Record::new(0, None);
-        r.snapshots.push(snap(100, 300, vec![region(100, 300, 7, 0)]));
+        r.snapshots
+            .push(snap(100, 300, vec![region(100, 300, 7, 0)]));
         let opts = HeatmapOptions {
             time_range: Some((0, 400)),
             addr_range: Some((0, 400)),
@@ -613,8 +624,16 @@ mod tests {
         // aggregation 100 ms; first snapshot [1 s, 1.1 s) with age 5 is
         // counted from 0.5 s; the second one's age 9 is clamped to 1.1 s.
         let mut r = Record::new(0, Some(iv()));
-        r.snapshots.push(snap(1_000_000_000, 1_100_000_000, vec![region(0, 100, 10, 5)]));
-        r.snapshots.push(snap(1_100_000_000, 1_200_000_000, vec![region(0, 100, 20, 9)]));
+        r.snapshots.push(snap(
+            1_000_000_000,
+            1_100_000_000,
+            vec![region(0, 100, 10, 5)],
+        ));
+        r.snapshots.push(snap(
+            1_100_000_000,
+            1_200_000_000,
+            vec![region(0, 100, 20, 9)],
+        ));
         let opts = HeatmapOptions {
             time_range: Some((0, 1_200_000_000)),
             addr_range: Some((0, 100)),
@@ -646,14 +665,28 @@ mod tests {
         let g = &guides(std::slice::from_ref(&r))[0];
         assert_eq!(g.contig, vec![(0, 100, 0.0), (200, 300, 1000.0)]);
         assert_eq!(g.hottest(), Some((200, 300)));
-        let m = heatmap(&[r], &HeatmapOptions { resolution: (2, 10), ..Default::default() }).unwrap();
-        assert_eq!((m.addr_start, m.addr_unit, m.time_start, m.time_unit), (200, 10, 0, 100));
+        let m = heatmap(
+            &[r],
+            &HeatmapOptions {
+                resolution: (2, 10),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            (m.addr_start, m.addr_unit, m.time_start, m.time_unit),
+            (200, 10, 0, 100)
+        );
     }
 
     #[test]
     fn ascii_levels_and_axes() {
         let mut r = Record::new(0, None);
-        r.snapshots.push(snap(0, 100, vec![region(0, 50, 0, 0), region(50, 100, 9, 0)]));
+        r.snapshots.push(snap(
+            0,
+            100,
+            vec![region(0, 50, 0, 0), region(50, 100, 9, 0)],
+        ));
         let opts = HeatmapOptions {
             time_range: Some((0, 100)),
             addr_range: Some((0, 100)),
@@ -683,8 +716,16 @@ mod tests {
     #[test]
     fn png_is_written() {
         let mut r = Record::new(0, Some(iv()));
-        r.snapshots.push(snap(0, 100_000_000, vec![region(0, 4096, 10, 0)]));
-        let m = heatmap(&[r], &HeatmapOptions { resolution: (4, 8), ..Default::default() }).unwrap();
+        r.snapshots
+            .push(snap(0, 100_000_000, vec![region(0, 4096, 10, 0)]));
+        let m = heatmap(
+            &[r],
+            &HeatmapOptions {
+                resolution: (4, 8),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let png = m.to_png().unwrap();
         assert_eq!(&png[1..4], b"PNG");
         let dec = png::Decoder::new(std::io::Cursor::new(png));
@@ -701,7 +742,10 @@ mod tests {
         // 10 ns cannot be cut in 40 rows
         assert!(heatmap(&[r.clone()], &HeatmapOptions::default()).is_err());
         assert!(heatmap(&[], &HeatmapOptions::default()).is_err());
-        let o = HeatmapOptions { resolution: (0, 1), ..Default::default() };
+        let o = HeatmapOptions {
+            resolution: (0, 1),
+            ..Default::default()
+        };
         assert!(heatmap(&[r], &o).is_err());
     }
 }

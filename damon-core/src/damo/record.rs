@@ -432,7 +432,10 @@ pub fn read_record_file(path: &std::path::Path) -> Result<Vec<Record>, DamoError
 
 /// A zlib stream header: deflate method, and a valid check value.
 fn is_zlib(d: &[u8]) -> bool {
-    d.len() >= 2 && d[0] & 0x0f == 8 && d[0] >> 4 <= 7 && (u16::from(d[0]) << 8 | u16::from(d[1])) % 31 == 0
+    d.len() >= 2
+        && d[0] & 0x0f == 8
+        && d[0] >> 4 <= 7
+        && (u16::from(d[0]) << 8 | u16::from(d[1])) % 31 == 0
 }
 
 fn parse_json_records(data: &[u8]) -> Result<Vec<Record>, DamoError> {
@@ -480,8 +483,14 @@ fn parse_record_intervals(v: &Value, path: &str) -> Result<RecordIntervals, Damo
             IntervalsGoal {
                 access_bp: value::bp(go.req("access_bp")?, &go.child("access_bp"))?,
                 aggrs: value::nr(go.req("aggrs")?, &go.child("aggrs"))?,
-                min_sample_us: value::time_us(go.req("min_sample_us")?, &go.child("min_sample_us"))?,
-                max_sample_us: value::time_us(go.req("max_sample_us")?, &go.child("max_sample_us"))?,
+                min_sample_us: value::time_us(
+                    go.req("min_sample_us")?,
+                    &go.child("min_sample_us"),
+                )?,
+                max_sample_us: value::time_us(
+                    go.req("max_sample_us")?,
+                    &go.child("max_sample_us"),
+                )?,
             }
         }
         None => IntervalsGoal::default(),
@@ -529,7 +538,10 @@ fn parse_json_region(
     let start = value::bytes(o.req("start")?, &o.child("start"))?;
     let end = value::bytes(o.req("end")?, &o.child("end"))?;
     if end < start {
-        return Err(value::err(path, format!("end {end} is below start {start}")));
+        return Err(value::err(
+            path,
+            format!("end {end} is below start {start}"),
+        ));
     }
     let np = o.child("nr_accesses");
     let na = Obj::lenient(o.req("nr_accesses")?, &np)?;
@@ -540,7 +552,10 @@ fn parse_json_region(
         let p = na.child("percent");
         let percent = value::ratio(pc, &p, 100, "percent")?.to_f64();
         let iv = intervals.ok_or_else(|| {
-            value::err(&p, "a percentage needs the record's intervals to convert to samples")
+            value::err(
+                &p,
+                "a percentage needs the record's intervals to convert to samples",
+            )
         })?;
         let max = iv.aggr_us as f64 / iv.sample_us.max(1) as f64;
         let samples = (percent * max / 100.0) as u64;
@@ -559,9 +574,8 @@ fn parse_json_region(
             } else if let Some(us) = ao.opt("usec") {
                 let p = ao.child("usec");
                 let usec = value::time_us(us, &p)?;
-                let iv = intervals.ok_or_else(|| {
-                    value::err(&p, "an age in usec needs the record's intervals")
-                })?;
+                let iv = intervals
+                    .ok_or_else(|| value::err(&p, "an age in usec needs the record's intervals"))?;
                 value::to_u32(usec / iv.aggr_us.max(1), &p, us)?
             } else {
                 0
@@ -620,9 +634,9 @@ fn parse_aggregated_fields(ts: &str, fields: &[&str]) -> Option<TraceRegion> {
 fn trace_line(line: &str) -> Option<(&str, &str, Vec<&str>)> {
     let fields: Vec<&str> = line.split_whitespace().collect();
     // the event is the first field ending with ':' after a timestamp field
-    let ev = fields.iter().position(|f| {
-        f.ends_with(':') && (f.contains("damon_") || f.contains("damos_"))
-    })?;
+    let ev = fields
+        .iter()
+        .position(|f| f.ends_with(':') && (f.contains("damon_") || f.contains("damos_")))?;
     if ev == 0 {
         return None;
     }

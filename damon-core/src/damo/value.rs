@@ -27,7 +27,11 @@ pub(crate) fn show(v: &Value) -> String {
 /// Builds a path error.
 pub(crate) fn err(path: &str, message: impl Into<String>) -> DamoError {
     DamoError::Invalid {
-        path: path.to_string(),
+        path: if path.is_empty() {
+            "(top level)".to_string()
+        } else {
+            path.to_string()
+        },
         message: message.into(),
     }
 }
@@ -487,7 +491,10 @@ mod tests {
         assert_eq!(bytes(&json!("4K"), "p").unwrap(), 4096);
         assert_eq!(bytes(&json!("2 MB"), "p").unwrap(), 2 << 20);
         assert_eq!(bytes(&json!("1024.000 MiB"), "p").unwrap(), 1 << 30);
-        assert_eq!(bytes(&json!("26,843,545,600"), "p").unwrap(), 26_843_545_600);
+        assert_eq!(
+            bytes(&json!("26,843,545,600"), "p").unwrap(),
+            26_843_545_600
+        );
         assert_eq!(bytes(&json!("0 B"), "p").unwrap(), 0);
         assert_eq!(bytes(&json!("max"), "p").unwrap(), u64::MAX);
         assert_eq!(bytes(&json!("1.5 K"), "p").unwrap(), 1536);

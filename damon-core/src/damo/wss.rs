@@ -194,7 +194,10 @@ pub(crate) fn aggregate_snapshots(snapshots: &[&Snapshot]) -> Vec<MergedRegion> 
 
 /// damo's `adjusted_snapshots`: groups consecutive snapshots until a group
 /// spans at least `work_time_us`; a trailing shorter group is dropped.
-pub(crate) fn adjusted_snapshots(snapshots: &[Snapshot], work_time_us: u64) -> Vec<Vec<MergedRegion>> {
+pub(crate) fn adjusted_snapshots(
+    snapshots: &[Snapshot],
+    work_time_us: u64,
+) -> Vec<Vec<MergedRegion>> {
     let mut out = Vec::new();
     let mut group: Vec<&Snapshot> = Vec::new();
     let min_ns = i128::from(work_time_us) * 1000;
@@ -300,8 +303,18 @@ mod tests {
                 start_time: i as u64 * 100_000_000,
                 end_time: (i as u64 + 1) * 100_000_000,
                 regions: vec![
-                    RecordRegion { start: 0, end: s.max(1), nr_accesses: u32::from(s > 0), age: 0 },
-                    RecordRegion { start: s.max(1), end: 1 << 30, nr_accesses: 0, age: 3 },
+                    RecordRegion {
+                        start: 0,
+                        end: s.max(1),
+                        nr_accesses: u32::from(s > 0),
+                        age: 0,
+                    },
+                    RecordRegion {
+                        start: s.max(1),
+                        end: 1 << 30,
+                        nr_accesses: 0,
+                        age: 3,
+                    },
                 ],
                 sample_interval_us: None,
             });
@@ -366,7 +379,8 @@ mod tests {
     #[test]
     fn thresholds() {
         let mut r = Record::new(0, None);
-        r.snapshots.push(snap(0, &[(0, 100, 1), (100, 300, 2), (300, 301, 5)]));
+        r.snapshots
+            .push(snap(0, &[(0, 100, 1), (100, 300, 2), (300, 301, 5)]));
         let o = WssOptions {
             acc_thres: 2,
             sz_thres: 2,
@@ -379,7 +393,13 @@ mod tests {
     fn targets_collapse_or_not() {
         let a = record(0, &[4096, 8192]);
         let b = record(1, &[100, 200, 300]);
-        let rep = wss(&[a.clone(), b.clone()], &WssOptions { sort_by: WssSort::Time, ..opts0() });
+        let rep = wss(
+            &[a.clone(), b.clone()],
+            &WssOptions {
+                sort_by: WssSort::Time,
+                ..opts0()
+            },
+        );
         assert_eq!(rep.dists.len(), 1);
         assert_eq!(rep.dists[0].values, vec![4196, 8392, 300]);
         let rep = wss(
@@ -414,7 +434,14 @@ mod tests {
         let a = snap(0, &[(1, 10, 5)]);
         let b = snap(1, &[(1, 5, 2), (5, 10, 4)]);
         let m = aggregate_snapshots(&[&a, &b]);
-        assert_eq!(m, vec![MergedRegion { start: 1, end: 10, samples: 9 }]);
+        assert_eq!(
+            m,
+            vec![MergedRegion {
+                start: 1,
+                end: 10,
+                samples: 9
+            }]
+        );
         // a wider later region adds its outside parts as new regions
         let c = snap(2, &[(0, 20, 1)]);
         let mut m = aggregate_snapshots(&[&a, &c]);
@@ -422,9 +449,21 @@ mod tests {
         assert_eq!(
             m,
             vec![
-                MergedRegion { start: 0, end: 1, samples: 1 },
-                MergedRegion { start: 1, end: 10, samples: 6 },
-                MergedRegion { start: 10, end: 20, samples: 1 },
+                MergedRegion {
+                    start: 0,
+                    end: 1,
+                    samples: 1
+                },
+                MergedRegion {
+                    start: 1,
+                    end: 10,
+                    samples: 6
+                },
+                MergedRegion {
+                    start: 10,
+                    end: 20,
+                    samples: 1
+                },
             ]
         );
     }
