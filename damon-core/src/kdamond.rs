@@ -148,12 +148,12 @@ impl Kdamond {
             .map_err(|source| StartError::Invalid { index: 0, source })?;
         let ops = ctx.ops.take().ok_or(StartError::NoOps { index: 0 })?;
         let engine = ctx.damos_engine.take();
-        check_schemes(&ctx.schemes, ops.as_ref(), engine.as_deref()).map_err(|e| {
-            StartError::Init {
+        check_schemes(&ctx.schemes, &ctx.targets, ops.as_ref(), engine.as_deref()).map_err(
+            |e| StartError::Init {
                 index: 0,
                 source: e,
-            }
-        })?;
+            },
+        )?;
         let callbacks = std::mem::take(&mut ctx.callbacks);
         let clock: Arc<dyn Clock> = ctx
             .clock
@@ -523,7 +523,12 @@ impl Kdamond {
                 .into());
             }
         }
-        check_schemes(&src.schemes, self.ops.as_ref(), self.engine.as_deref())?;
+        check_schemes(
+            &src.schemes,
+            &src.targets,
+            self.ops.as_ref(),
+            self.engine.as_deref(),
+        )?;
 
         // New targets get their regions from the backend before anything changes.
         let mut new_targets: Vec<Target> =
@@ -678,6 +683,7 @@ fn with_field(e: OpsError, field: &str) -> OpsError {
 
 fn check_schemes(
     schemes: &[crate::damos::Scheme],
+    targets: &[Target],
     ops: &dyn Operations,
     engine: Option<&dyn DamosEngine>,
 ) -> Result<(), OpsError> {
@@ -689,6 +695,8 @@ fn check_schemes(
             ops.check_filter(&f.kind)
                 .map_err(|e| with_field(e, &format!("schemes[{i}].filters[{j}]")))?;
         }
+        ops.check_scheme(s, targets)
+            .map_err(|e| with_field(e, &format!("schemes[{i}]")))?;
     }
     if let Some(e) = engine {
         e.check(schemes, ops)?;

@@ -99,6 +99,16 @@ pub trait Operations: Send + 'static {
             })
         }
     }
+    /// Checks that depend on the targets, after [`check_action`] and
+    /// [`check_filter`] passed (e.g. advice only the calling process can
+    /// take, or a privilege acting on other processes needs). Called at
+    /// start and at every commit; the default accepts.
+    ///
+    /// [`check_action`]: Operations::check_action
+    /// [`check_filter`]: Operations::check_filter
+    fn check_scheme(&self, _scheme: &Scheme, _targets: &[Target]) -> Result<(), OpsError> {
+        Ok(())
+    }
     /// Applies the scheme's action to `region` of `target`. Page-level
     /// (ops) filters of `scheme` are the backend's to evaluate, per page,
     /// with [`crate::damos::ops_filters_pass`]; when a core allow-filter

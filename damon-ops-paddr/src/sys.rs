@@ -216,6 +216,17 @@ impl Pidfd {
         self.calls
     }
 
+    /// The descriptor, for calls that take a pidfd.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        rustix::fd::AsFd::as_fd(&self.fd)
+    }
+
+    /// [`process_madvise`] on this process, counting the calls.
+    pub fn madvise(&mut self, ranges: &[(u64, u64)], advice: Advice) -> io::Result<usize> {
+        self.calls += ranges.len().div_ceil(IOV_MAX).max(1) as u64;
+        process_madvise(self.as_fd(), ranges, advice)
+    }
+
     /// False once the process has exited (also when it is a zombie not yet
     /// reaped): a pidfd becomes readable at exit. One `poll` with a zero timeout.
     pub fn is_alive(&mut self) -> Result<bool, SysError> {

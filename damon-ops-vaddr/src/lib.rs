@@ -34,6 +34,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod actions;
 pub mod maps;
 pub mod ops;
 pub mod process;

@@ -1,9 +1,12 @@
 //! The `vaddr` and `fvaddr` backends (the kernel's `mm/damon/vaddr.c`).
 
+use crate::actions::{
+    advice_of, filter_supported, filtered_runs, has_cap_sys_nice, mapped_parts, remote_ok,
+};
 use crate::process::ProcessFiles;
 use crate::three::three_regions;
 use damon_core::adapt::set_regions;
-use damon_core::damos::{Action, Scheme};
+use damon_core::damos::{Action, FilterKind, Scheme};
 use damon_core::{
     update_region_access_rate, AddrRange, ApplyOutcome, Attrs, Operations, OpsCtx, OpsError,
     Region, Target, TargetId,
@@ -15,8 +18,10 @@ use damon_ops_paddr::sampler::{PfnSampler, SamplerPolicy, SamplerStats};
 use damon_ops_paddr::{sys, ProbeReport};
 use std::collections::HashMap;
 
-/// The hint of every DAMOS action other than `stat`, for now.
-pub const VADDR_ACTION_HINT: &str = "DAMOS actions for vaddr arrive with damon-schemes";
+/// Why an action is refused on virtual addresses, and what to use instead.
+pub const VADDR_ACTION_HINT: &str =
+    "user space cannot do this on virtual addresses: lru_prio/lru_deprio \
+     need the kernel's LRU (use willneed/cold), migrate_hot/migrate_cold are not implemented";
 
 /// Default coalescing of pagemap reads (units: pages). Holes and present
 /// entries are cheap for the kernel to report, so gaps of a few hundred
@@ -56,6 +61,10 @@ pub struct VaddrOps {
     runs: Vec<Run>,
     entries: Vec<u64>,
     maps_buf: Vec<u8>,
+    /// VMAs per target for the current apply round (dropped at every aggregation reset).
+    vma_cache: HashMap<TargetId, Vec<AddrRange>>,
+    apply_ranges: Vec<(u64, u64)>,
+    filtered: Vec<(u64, u64)>,
 }
 
 impl std::fmt::Debug for VaddrOps {
@@ -102,6 +111,9 @@ impl VaddrOps {
             runs: Vec::new(),
             entries: Vec::new(),
             maps_buf: Vec::new(),
+            vma_cache: HashMap::new(),
+            apply_ranges: Vec::new(),
+            filtered: Vec::new(),
         }
     }
 
@@ -330,7 +342,7 @@ impl Operations for VaddrOps {
     }
 
     fn check_action(&self, action: Action) -> Result<(), OpsError> {
-        if action == Action::Stat {
+        if action == Action::Stat || advice_of(action).is_some() {
             Ok(())
         } else {
             Err(OpsError::Unsupported {
@@ -340,17 +352,157 @@ impl Operations for VaddrOps {
         }
     }
 
+    fn check_filter(&self, kind: &FilterKind) -> Result<(), OpsError> {
+        if filter_supported(kind) {
+            Ok(())
+        } else {
+            Err(OpsError::Unsupported {
+                what: format!("DAMOS filter {}", kind.name()),
+                hint: "vaddr decides only anon and unmapped pages (from pagemap), plus addr and target".into(),
+            })
+        }
+    }
+
+    fn check_scheme(&self, s: &Scheme, targets: &[Target]) -> Result<(), OpsError> {
+        let Some(advice) = advice_of(s.action) else {
+            return Ok(());
+        };
+        let me = u64::from(std::process::id());
+        let others: Vec<u64> = targets
+            .iter()
+            .map(|t| t.id)
+            .filter(|&id| id != me)
+            .collect();
+        if others.is_empty() {
+            return Ok(());
+        }
+        if !remote_ok(advice) {
+            return Err(OpsError::Unsupported {
+                what: format!("DAMOS action {} on pid {}", s.action.name(), others[0]),
+                hint: "process_madvise() does not take MADV_HUGEPAGE/MADV_NOHUGEPAGE; only the calling process \
+                       can be advised so (use collapse for other processes)"
+                    .into(),
+            });
+        }
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        if !has_cap_sys_nice(&status) {
+            return Err(OpsError::PermissionDenied {
+                what: format!("process_madvise({}) on pid {}", s.action.name(), others[0]),
+                hint: "needs CAP_SYS_NICE and ptrace read access to the target (run as root)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn reset_aggregated(&mut self, _ctx: &mut OpsCtx<'_>) {
+        // mappings may have changed: re-read them for the next apply round
+        self.vma_cache.clear();
+    }
+
     fn apply_scheme(
         &mut self,
         _attrs: &Attrs,
-        _t: &Target,
+        t: &Target,
         r: &Region,
         s: &Scheme,
     ) -> Result<ApplyOutcome, OpsError> {
-        self.check_action(s.action)?;
+        let page = self.page_size;
+        if !self
+            .procs
+            .get_mut(&t.id)
+            .is_some_and(ProcessFiles::check_alive)
+        {
+            self.mark_exited(t.id);
+            return Err(OpsError::TargetGone {
+                id: t.id,
+                detail: format!("pid {} exited; {} not applied", t.id, s.action.name()),
+            });
+        }
+        if !self.vma_cache.contains_key(&t.id) {
+            let p = self.procs.get_mut(&t.id).expect("checked above");
+            let vmas: Vec<AddrRange> = p
+                .read_maps(&mut self.maps_buf)?
+                .iter()
+                .map(|v| v.range())
+                .collect();
+            self.vma_cache.insert(t.id, vmas);
+        }
+        self.apply_ranges.clear();
+        mapped_parts(r.ar, &self.vma_cache[&t.id], page, &mut self.apply_ranges);
+        let has_page_filters = s.filters.iter().any(|f| !f.kind.is_core());
+        let sz_filter_passed = if has_page_filters {
+            self.filtered.clear();
+            let mut passed = 0;
+            let p = self.procs.get_mut(&t.id).expect("checked above");
+            for &(start, len) in &self.apply_ranges {
+                let (first_vpn, n) = (start / page, (len / page) as usize);
+                if self.entries.len() < n {
+                    self.entries.resize(n, 0);
+                }
+                let got = p
+                    .pagemap()
+                    .read_entries(first_vpn, &mut self.entries[..n])?;
+                passed +=
+                    filtered_runs(s, first_vpn, &self.entries[..got], page, &mut self.filtered);
+            }
+            std::mem::swap(&mut self.apply_ranges, &mut self.filtered);
+            passed
+        } else {
+            self.apply_ranges.iter().map(|r| r.1).sum()
+        };
+        let Some(advice) = advice_of(s.action) else {
+            // stat: count what passed the filters
+            return Ok(ApplyOutcome {
+                applied: 0,
+                sz_filter_passed,
+            });
+        };
+        if self.apply_ranges.is_empty() {
+            return Ok(ApplyOutcome {
+                applied: 0,
+                sz_filter_passed,
+            });
+        }
+        let p = self.procs.get_mut(&t.id).expect("checked above");
+        let applied = if u64::from(std::process::id()) == t.id {
+            // the calling process: plain madvise takes every advice
+            let mut done = 0;
+            for &(start, len) in &self.apply_ranges {
+                match sys::madvise(start, len, advice) {
+                    Ok(()) => done += len,
+                    Err(e) => tracing::debug!(target: "damon::vaddr", "madvise: {e}"),
+                }
+            }
+            done
+        } else {
+            match p.pidfd_mut().madvise(&self.apply_ranges, advice) {
+                Ok(n) => n as u64,
+                Err(e) => match e.raw_os_error() {
+                    Some(libc::ESRCH) => {
+                        self.mark_exited(t.id);
+                        return Err(OpsError::TargetGone {
+                            id: t.id,
+                            detail: format!("pid {} exited during {}", t.id, s.action.name()),
+                        });
+                    }
+                    Some(libc::EPERM) | Some(libc::EACCES) => {
+                        return Err(OpsError::PermissionDenied {
+                            what: format!("process_madvise({}) on pid {}", s.action.name(), t.id),
+                            hint: "needs CAP_SYS_NICE and ptrace read access to the target".into(),
+                        })
+                    }
+                    // ENOMEM/EINVAL/EAGAIN on the first range: nothing applied
+                    _ => {
+                        tracing::debug!(target: "damon::vaddr", pid = t.id, "process_madvise: {e}");
+                        0
+                    }
+                },
+            }
+        };
         Ok(ApplyOutcome {
-            applied: 0,
-            sz_filter_passed: r.size(),
+            applied,
+            sz_filter_passed,
         })
     }
 

@@ -77,6 +77,11 @@ impl ProcessFiles {
         self.pid
     }
 
+    /// The process's pidfd (every action goes through it).
+    pub fn pidfd_mut(&mut self) -> &mut Pidfd {
+        &mut self.pidfd
+    }
+
     /// The last known liveness (no system call).
     pub fn alive(&self) -> bool {
         self.alive

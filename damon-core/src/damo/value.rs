@@ -79,11 +79,6 @@ impl<'a> Obj<'a> {
         })
     }
 
-    /// This object's path.
-    pub(crate) fn path(&self) -> &str {
-        &self.path
-    }
-
     /// The path of `key` in this object.
     pub(crate) fn child(&self, key: &str) -> String {
         join(&self.path, key)
@@ -93,11 +88,6 @@ impl<'a> Obj<'a> {
     /// unset optional fields).
     pub(crate) fn opt(&self, key: &str) -> Option<&'a Value> {
         self.map.get(key).filter(|v| !v.is_null())
-    }
-
-    /// True when `key` is present, even as `null`.
-    pub(crate) fn has(&self, key: &str) -> bool {
-        self.map.contains_key(key)
     }
 
     /// The value of `key`, which must be present and not `null`.
@@ -554,7 +544,6 @@ mod tests {
         let v = json!({"a": 1, "b": null});
         let o = Obj::new(&v, "root", &["a", "b"]).unwrap();
         assert!(o.opt("b").is_none());
-        assert!(o.has("b"));
         assert_eq!(
             o.req("c").unwrap_err().to_string(),
             "root.c: missing (required)"

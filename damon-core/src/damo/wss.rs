@@ -384,6 +384,7 @@ mod tests {
         let o = WssOptions {
             acc_thres: 2,
             sz_thres: 2,
+            work_time_us: 0, // the snapshot spans only 100 ns
             ..opts0()
         };
         assert_eq!(wss(&[r], &o).dists[0].values, vec![200]);
@@ -422,7 +423,7 @@ mod tests {
             r.snapshots.push(snap(t, &[(0, 10, 1)]));
         }
         assert!(wss(&[r.clone()], &opts0()).dists[0].values.is_empty());
-        // 0.2 µs work time: groups of two, last single one dropped
+        // no minimal work time: every snapshot stands alone
         let mut o = opts0();
         o.work_time_us = 0;
         assert_eq!(wss(&[r], &o).dists[0].values.len(), 3);

@@ -1,0 +1,174 @@
+//! DAMOS actions on processes: which bytes of a region an action applies
+//! to (mapped, and passing the page-level filters), and the advice to use.
+//! Pure functions here; the system calls are in [`crate::ops`].
+
+use damon_core::damos::{ops_filters_pass, Action, FilterKind, PageInfo, Scheme};
+use damon_core::AddrRange;
+use damon_ops_paddr::pagemap::PagemapEntry;
+use damon_ops_paddr::sys::Advice;
+
+/// The `madvise` advice of an action, or `None` for `stat` and for actions
+/// user space cannot take on virtual addresses.
+pub fn advice_of(action: Action) -> Option<Advice> {
+    match action {
+        Action::Willneed => Some(Advice::Willneed),
+        Action::Cold => Some(Advice::Cold),
+        Action::Pageout => Some(Advice::Pageout),
+        Action::Hugepage => Some(Advice::Hugepage),
+        Action::Nohugepage => Some(Advice::Nohugepage),
+        Action::Collapse => Some(Advice::Collapse),
+        _ => None,
+    }
+}
+
+/// Whether `process_madvise` accepts the advice for another process
+/// (`MADV_HUGEPAGE`/`MADV_NOHUGEPAGE` change VMA flags and only `madvise`
+/// on oneself can do that).
+pub fn remote_ok(advice: Advice) -> bool {
+    matches!(
+        advice,
+        Advice::Willneed | Advice::Cold | Advice::Pageout | Advice::Collapse
+    )
+}
+
+/// The page-level filters this backend can decide from pagemap alone.
+pub fn filter_supported(kind: &FilterKind) -> bool {
+    kind.is_core() || matches!(kind, FilterKind::Anon | FilterKind::Unmapped)
+}
+
+/// Appends to `out` the parts of `region` covered by `vmas` (sorted,
+/// disjoint), aligned inward to `page`.
+pub fn mapped_parts(region: AddrRange, vmas: &[AddrRange], page: u64, out: &mut Vec<(u64, u64)>) {
+    let first = vmas.partition_point(|v| v.end <= region.start);
+    for v in &vmas[first..] {
+        if v.start >= region.end {
+            break;
+        }
+        let s = region.start.max(v.start).next_multiple_of(page);
+        let e = region.end.min(v.end) / page * page;
+        if e > s {
+            match out.last_mut() {
+                Some(last) if last.0 + last.1 == s => last.1 += e - s,
+                _ => out.push((s, e - s)),
+            }
+        }
+    }
+}
+
+/// What pagemap tells about a page, for the page-level filters.
+pub fn page_info(e: PagemapEntry) -> PageInfo {
+    let mapped = e.present() || e.swapped();
+    PageInfo {
+        // a present page that is not file-backed or shared-anonymous is
+        // private anonymous; a swapped page is anonymous (or shmem)
+        anon: mapped.then(|| !e.file_or_shared_anon()),
+        unmapped: Some(!mapped),
+        ..PageInfo::default()
+    }
+}
+
+/// Splits `range` (starting at virtual page `first_vpn`, with one pagemap
+/// entry per page in `entries`) into runs of pages that pass the scheme's
+/// page-level filters, appended to `out`. Returns the bytes that passed.
+pub fn filtered_runs(
+    s: &Scheme,
+    first_vpn: u64,
+    entries: &[u64],
+    page: u64,
+    out: &mut Vec<(u64, u64)>,
+) -> u64 {
+    let mut passed = 0;
+    for (i, &raw) in entries.iter().enumerate() {
+        if ops_filters_pass(s, &page_info(PagemapEntry(raw))) {
+            let addr = (first_vpn + i as u64) * page;
+            passed += page;
+            match out.last_mut() {
+                Some(last) if last.0 + last.1 == addr => last.1 += page,
+                _ => out.push((addr, page)),
+            }
+        }
+    }
+    passed
+}
+
+/// CAP_SYS_NICE in the effective set, from `/proc/self/status` text
+/// (`process_madvise` on another process needs it since Linux 5.12).
+pub fn has_cap_sys_nice(status: &str) -> bool {
+    const CAP_SYS_NICE: u32 = 23;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_SYS_NICE) != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use damon_core::damos::{AccessPattern, Filter};
+
+    #[test]
+    fn mapped_parts_skip_holes_and_align_inward() {
+        let vmas = [
+            AddrRange::new(0x1000, 0x5000),
+            AddrRange::new(0x5000, 0x6000),
+            AddrRange::new(0x9000, 0xb000),
+        ];
+        let mut out = Vec::new();
+        mapped_parts(AddrRange::new(0x0800, 0xa800), &vmas, 0x1000, &mut out);
+        assert_eq!(
+            out,
+            vec![(0x1000, 0x5000), (0x9000, 0x1000)],
+            "adjacent VMAs merge; partial pages excluded"
+        );
+        out.clear();
+        mapped_parts(AddrRange::new(0x6000, 0x9000), &vmas, 0x1000, &mut out);
+        assert!(
+            out.is_empty(),
+            "a region entirely in a hole has nothing to advise"
+        );
+    }
+
+    #[test]
+    fn anon_filter_runs_from_pagemap() {
+        const PRESENT: u64 = 1 << 63;
+        const FILE: u64 = 1 << 61;
+        const SWAPPED: u64 = 1 << 62;
+        let mut s = Scheme::new(AccessPattern::default(), Action::Pageout);
+        s.filters.push(Filter {
+            kind: FilterKind::Anon,
+            matching: true,
+            allow: false,
+        }); // skip_anon
+        let entries = [
+            PRESENT | 5,
+            PRESENT | FILE | 6,
+            PRESENT | FILE | 7,
+            0,
+            SWAPPED,
+            PRESENT | FILE | 9,
+        ];
+        let mut out = Vec::new();
+        let passed = filtered_runs(&s, 16, &entries, 4096, &mut out);
+        // file pages pass; anon (present or swapped) rejected; an unmapped
+        // page is neither anon nor rejected by the filter: it passes
+        assert_eq!(out, vec![(17 * 4096, 3 * 4096), (21 * 4096, 4096)]);
+        assert_eq!(passed, 4 * 4096);
+    }
+
+    #[test]
+    fn capabilities_from_status() {
+        assert!(has_cap_sys_nice("Name: x\nCapEff:\t000001ffffffffff\n"));
+        assert!(!has_cap_sys_nice("CapEff:\t0000000000000000\n"));
+        assert!(!has_cap_sys_nice("CapEff: zz\n"));
+        assert!(!has_cap_sys_nice(""));
+    }
+
+    #[test]
+    fn remote_advice() {
+        assert!(remote_ok(Advice::Pageout) && remote_ok(Advice::Collapse));
+        assert!(!remote_ok(Advice::Hugepage) && !remote_ok(Advice::Nohugepage));
+        assert_eq!(advice_of(Action::Stat), None);
+        assert_eq!(advice_of(Action::LruPrio), None);
+    }
+}
