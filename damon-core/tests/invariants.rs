@@ -279,7 +279,7 @@ fn commit_raising_min_nr_regions_holds_at_the_next_aggregation() {
     };
     let hot = HotRange {
         range: AddrRange::new(1_086_853_120, 1_147_670_528),
-        probability: 0.318,
+        probability: 0.32,
     };
     let pattern = SimPattern {
         space: vec![AddrRange::new(1 << 20, 3_549_429_760)],
