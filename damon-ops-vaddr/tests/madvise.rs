@@ -4,7 +4,6 @@
 use damon_ops_vaddr::sys::{
     madvise, page_size, process_madvise, Advice, AnonMapping, Pidfd, IOV_MAX,
 };
-use rustix::fd::AsFd;
 
 #[test]
 fn process_madvise_batches_more_than_iov_max_ranges() {
