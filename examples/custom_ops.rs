@@ -69,9 +69,21 @@ fn main() {
                 .regions
                 .iter()
                 .filter(|r| r.nr_accesses * 2 >= c.attrs.max_nr_accesses())
-                .map(|r| format!("objects {}..{} ({} accesses)", r.ar.start / OBJECT_SIZE, r.ar.end / OBJECT_SIZE, r.nr_accesses))
+                .map(|r| {
+                    format!(
+                        "objects {}..{} ({} accesses)",
+                        r.ar.start / OBJECT_SIZE,
+                        r.ar.end / OBJECT_SIZE,
+                        r.nr_accesses
+                    )
+                })
                 .collect();
-            println!("t={:.1}s regions={} hot: {}", t0.elapsed().as_secs_f64(), c.nr_regions(), hot.join(", "));
+            println!(
+                "t={:.1}s regions={} hot: {}",
+                t0.elapsed().as_secs_f64(),
+                c.nr_regions(),
+                hot.join(", ")
+            );
         }
         Control::Continue
     }));
@@ -83,7 +95,11 @@ fn main() {
         if s % 2 == 0 {
             let start = (objects / 10) * (1 + (s as usize / 2) % 8);
             hot_start.store(start.min(objects - hot_len), Ordering::Relaxed);
-            println!("t={s}s: workers now use objects {}..{}", start, start + hot_len);
+            println!(
+                "t={s}s: workers now use objects {}..{}",
+                start,
+                start + hot_len
+            );
         }
         std::thread::sleep(Duration::from_secs(1));
     }

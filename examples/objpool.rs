@@ -2,7 +2,7 @@
 //! and a DAMON backend over it: the engine monitors an address space the
 //! kernel never sees (object index × object size = "address").
 
-use damon_core::{AccessRate, AddrRange, OpsCtx, OpsError, Operations, Target};
+use damon_core::{AccessRate, AddrRange, Operations, OpsCtx, OpsError, Target};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -96,7 +96,11 @@ impl Operations for PoolOps {
         let mut max = 0;
         for t in ctx.targets.iter_mut() {
             for r in t.regions.iter_mut() {
-                rate.update(r, self.pool.was_accessed((r.sampling_addr / OBJECT_SIZE) as usize));
+                rate.update(
+                    r,
+                    self.pool
+                        .was_accessed((r.sampling_addr / OBJECT_SIZE) as usize),
+                );
                 max = max.max(r.nr_accesses);
             }
         }
@@ -106,9 +110,14 @@ impl Operations for PoolOps {
 
 /// A context monitoring `pool` through the globally registered id `id`
 /// (registering it on first use), with region boundaries on objects.
-pub fn pool_context(pool: &Arc<ObjectPool>, id: &str) -> Result<damon_core::Context, Box<dyn std::error::Error>> {
+pub fn pool_context(
+    pool: &Arc<ObjectPool>,
+    id: &str,
+) -> Result<damon_core::Context, Box<dyn std::error::Error>> {
     let p = pool.clone();
-    match damon_core::damon_register_ops(id, move || Ok(Box::new(PoolOps::new(p.clone())) as Box<dyn Operations>)) {
+    match damon_core::damon_register_ops(id, move || {
+        Ok(Box::new(PoolOps::new(p.clone())) as Box<dyn Operations>)
+    }) {
         Ok(()) | Err(damon_core::RegistryError::Duplicate(_)) => {}
         Err(e) => return Err(e.into()),
     }

@@ -35,13 +35,26 @@ fn custom_ops_finds_the_pools_hot_objects_and_follows_them() {
     let hot = Arc::new(AtomicUsize::new(50_000));
     let hot_len = 4096;
     let mut ctx = pool_context(&pool, "objpool-test").unwrap();
-    ctx.clock = Some(Arc::new(WorkingClock { time: VirtualClock::new(), pool: pool.clone(), hot: hot.clone(), hot_len }));
+    ctx.clock = Some(Arc::new(WorkingClock {
+        time: VirtualClock::new(),
+        pool: pool.clone(),
+        hot: hot.clone(),
+        hot_len,
+    }));
     ctx.seed = Some(4);
     let mut kd = Kdamond::new(ctx).unwrap();
     kd.init().unwrap();
     let hot_bytes_found = |kd: &Kdamond, start: usize| -> f64 {
-        let hot = damon_core::AddrRange::new(start as u64 * OBJECT_SIZE, (start + hot_len) as u64 * OBJECT_SIZE);
-        let found: u64 = kd.ctx().targets[0].regions.iter().filter(|r| r.last_nr_accesses > 0).map(|r| r.ar.overlap(&hot)).sum();
+        let hot = damon_core::AddrRange::new(
+            start as u64 * OBJECT_SIZE,
+            (start + hot_len) as u64 * OBJECT_SIZE,
+        );
+        let found: u64 = kd.ctx().targets[0]
+            .regions
+            .iter()
+            .filter(|r| r.last_nr_accesses > 0)
+            .map(|r| r.ar.overlap(&hot))
+            .sum();
         found as f64 / hot.len() as f64
     };
     for phase_start in [50_000usize, 200_000] {
@@ -50,14 +63,21 @@ fn custom_ops_finds_the_pools_hot_objects_and_follows_them() {
             assert!(kd.step().is_none());
         }
         let found = hot_bytes_found(&kd, phase_start);
-        assert!(found >= 0.9, "hot objects at {phase_start}: only {:.0}% found", found * 100.0);
+        assert!(
+            found >= 0.9,
+            "hot objects at {phase_start}: only {:.0}% found",
+            found * 100.0
+        );
         let cold_reported: u64 = kd.ctx().targets[0]
             .regions
             .iter()
             .filter(|r| r.last_nr_accesses > 0)
             .map(|r| r.size())
             .sum::<u64>();
-        assert!(cold_reported <= 4 * (hot_len as u64) * OBJECT_SIZE, "accessed regions far larger than the hot set");
+        assert!(
+            cold_reported <= 4 * (hot_len as u64) * OBJECT_SIZE,
+            "accessed regions far larger than the hot set"
+        );
     }
     // registered under its own id; a second registration is refused
     assert!(damon_core::OpsRegistry::global().is_registered("objpool-test"));

@@ -30,8 +30,9 @@ use super::DamoError;
 pub struct HeatmapOptions {
     /// Target to draw (default: the guide's, the widest address space).
     pub target_id: Option<u64>,
-    /// `[start, end)` in ns, absolute (default: the guide's).
-    pub time_range: Option<(u64, u64)>,
+    /// `[start, end)` in ns, absolute (default: the guide's; its start is
+    /// negative when ages reach back before time 0).
+    pub time_range: Option<(i64, i64)>,
     /// `[start, end)` addresses (default: the hottest contiguous range).
     pub addr_range: Option<(u64, u64)>,
     /// Pixels along time (rows in ASCII) and along addresses (columns).
@@ -53,8 +54,8 @@ impl Default for HeatmapOptions {
 /// The heat of every pixel.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Heatmap {
-    /// Start of the first time row (ns).
-    pub time_start: u64,
+    /// Start of the first time row (ns; negative before the record's time 0).
+    pub time_start: i64,
     /// Nanoseconds per time row.
     pub time_unit: u64,
     /// Number of time rows.
@@ -367,9 +368,12 @@ pub fn guides(records: &[Record]) -> Vec<Guide> {
         }
     }
     // stable: equal spaces keep their first-seen order
-    out.sort_by(|a, b| b.total_space().cmp(&a.total_space()));
+    out.sort_by_key(|g| std::cmp::Reverse(g.total_space()));
     out
 }
+
+/// Largest number of pixels [`heatmap()`] makes (16 Mi: 16384 x 1024).
+pub const MAX_PIXELS: usize = 1 << 24;
 
 /// Builds the heatmap of `records` (see the module docs).
 pub fn heatmap(records: &[Record], opts: &HeatmapOptions) -> Result<Heatmap, DamoError> {
@@ -382,6 +386,11 @@ pub fn heatmap(records: &[Record], opts: &HeatmapOptions) -> Result<Heatmap, Dam
     let (time_resol, addr_resol) = opts.resolution;
     if time_resol == 0 || addr_resol == 0 {
         return Err(DamoError::Report("resolution must be at least 1x1".into()));
+    }
+    if time_resol.saturating_mul(addr_resol) > MAX_PIXELS {
+        return Err(DamoError::Report(format!(
+            "resolution {time_resol}x{addr_resol} exceeds {MAX_PIXELS} pixels"
+        )));
     }
     let all_guides = guides(records);
     let tid = match opts.target_id {
@@ -403,14 +412,14 @@ pub fn heatmap(records: &[Record], opts: &HeatmapOptions) -> Result<Heatmap, Dam
         (Some(r), _) | (None, Some(r)) => r,
         (None, None) => return Err(DamoError::Report(format!("no region of target {tid}"))),
     };
-    let time_start = u64::try_from(t0.max(0)).unwrap_or(0);
-    let t1 = u64::try_from(t1.max(0)).unwrap_or(0);
+    let clamp = |t: i128| t.clamp(i128::from(i64::MIN / 2), i128::from(i64::MAX / 2)) as i64;
+    let (time_start, t1) = (clamp(t0), clamp(t1));
     if t1 <= time_start || a1 <= a0 {
         return Err(DamoError::Report(format!(
             "empty range: time [{time_start}, {t1}), address [{a0}, {a1})"
         )));
     }
-    let time_unit = (t1 - time_start) / time_resol as u64;
+    let time_unit = (t1 - time_start) as u64 / time_resol as u64;
     let addr_unit = (a1 - a0) / addr_resol as u64;
     if time_unit == 0 || addr_unit == 0 {
         return Err(DamoError::Report(format!(
@@ -440,8 +449,8 @@ pub fn heatmap(records: &[Record], opts: &HeatmapOptions) -> Result<Heatmap, Dam
 }
 
 /// damo's `int((x - start) / unit)`: truncation toward zero.
-fn idx_of(x: i128, start: u64, unit: u64) -> i128 {
-    (x - i128::from(start)) / i128::from(unit)
+fn idx_of(x: i128, start: i128, unit: u64) -> i128 {
+    (x - start) / i128::from(unit)
 }
 
 fn add_heat(
@@ -470,12 +479,13 @@ fn add_heat(
             Some(_) => 0.0,
             None => f64::from(g.nr_accesses),
         };
-        let t_first = idx_of(observe_start, map.time_start, map.time_unit).max(0);
-        let t_last = idx_of(i128::from(s.end_time), map.time_start, map.time_unit)
-            .min(map.time_resol as i128 - 1);
-        let a_first = idx_of(i128::from(g.start), map.addr_start, map.addr_unit).max(0);
-        let a_last = idx_of(i128::from(g.end), map.addr_start, map.addr_unit)
-            .min(map.addr_resol as i128 - 1);
+        let ts = i128::from(map.time_start);
+        let t_first = idx_of(observe_start, ts, map.time_unit).max(0);
+        let t_last =
+            idx_of(i128::from(s.end_time), ts, map.time_unit).min(map.time_resol as i128 - 1);
+        let a0 = i128::from(map.addr_start);
+        let a_first = idx_of(i128::from(g.start), a0, map.addr_unit).max(0);
+        let a_last = idx_of(i128::from(g.end), a0, map.addr_unit).min(map.addr_resol as i128 - 1);
         for ti in t_first..=t_last {
             let px_time = i128::from(map.time_start) + ti * i128::from(map.time_unit);
             let t_lo = observe_start.max(px_time);

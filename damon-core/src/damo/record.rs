@@ -117,7 +117,8 @@ pub struct Record {
     /// monitoring results).
     pub scheme_idx: Option<u64>,
     /// The target: its index in the context, as the kernel's
-    /// `damon_aggregated` tracepoint reports it.
+    /// `damon_aggregated` tracepoint reports it (damo's `--snapshot`
+    /// records have none: read as 0).
     pub target_id: u64,
     /// Snapshots in time order.
     pub snapshots: Vec<Snapshot>,
@@ -468,7 +469,8 @@ fn parse_json_record(v: &Value, path: &str) -> Result<Record, DamoError> {
         context_idx: idx("context_idx")?.unwrap_or(0),
         intervals,
         scheme_idx: idx("scheme_idx")?,
-        target_id: value::nr(o.req("target_id")?, &o.child("target_id"))?,
+        // damo's `--snapshot` records have a null target id
+        target_id: idx("target_id")?.unwrap_or(0),
         snapshots,
     })
 }
@@ -743,7 +745,9 @@ pub fn parse_perf_script(text: &str) -> Result<Vec<Record>, DamoError> {
     for rec in &mut records {
         let n = rec.snapshots.len();
         if n >= 2 {
-            let span = rec.snapshots[n - 1].end_time - rec.snapshots[0].end_time;
+            let span = rec.snapshots[n - 1]
+                .end_time
+                .saturating_sub(rec.snapshots[0].end_time);
             let avg = span / (n as u64 - 1);
             rec.snapshots[0].start_time = rec.snapshots[0].end_time.saturating_sub(avg);
         }
@@ -1039,6 +1043,28 @@ mod tests {
                 age: 3
             }
         );
+    }
+
+    #[test]
+    fn reads_damos_snapshot_records() {
+        // `damo record --snapshot`: tried regions of a stat scheme, no target id
+        let text = r#"[{"kdamond_idx": 0, "context_idx": 0, "intervals": null,
+            "scheme_idx": 0, "target_id": null, "scheme_filters": [],
+            "snapshots": [{"start_time": "1795311804351137536", "end_time": "1795311804451137536",
+                "regions": [{"start": "4,096", "end": "26,843,545,600",
+                             "nr_accesses": {"samples": 0, "percent": null},
+                             "age": {"usec": null, "aggr_intervals": "0"},
+                             "probe_hits": [], "sz_filter_passed": "0 B"}],
+                "total_bytes": "26843541504",
+                "damos_stats": {"nr_tried": "0", "sz_tried": "0", "nr_applied": "0",
+                                "sz_applied": "0", "sz_ops_filter_passed": "0", "qt_exceeds": "0",
+                                "nr_snapshots": "0", "max_nr_snapshots": "0"},
+                "sample_interval_us": null}],
+            "data_source": "unknown"}]"#;
+        let r = &parse_record(text.as_bytes()).unwrap()[0];
+        assert_eq!((r.target_id, r.scheme_idx, r.intervals), (0, Some(0), None));
+        assert_eq!(r.snapshots[0].start_time, 1_795_311_804_351_137_536);
+        assert_eq!(r.snapshots[0].total_bytes(), 26_843_541_504);
     }
 
     #[test]

@@ -1,0 +1,601 @@
+//! Cross-checks with the real damo (installed with pip when missing): damo
+//! reads our record files and reports the same working set sizes and
+//! heatmap as we do, and we read a record damo made of the kernel's DAMON
+//! and report what damo reports.
+//!
+//! A test that cannot run here (no damo and no pip, no kernel DAMON, no
+//! perf, not root) prints `skipped: <test>: <reason>` and passes.
+
+#![cfg(feature = "damo")]
+
+use damon_core::damo::{
+    encode, heatmap, parse_kdamonds, parse_record, save_kdamonds, wss, ContextParams,
+    HeatmapOptions, KdamondParams, KdamondsConfig, Record, RecordFormat, Recorder, TargetParams,
+    WssOptions, WssSort,
+};
+use damon_core::damos::{
+    AccessPattern, Action, Filter, FilterKind, GoalMetric, GoalTuner, Quota, QuotaGoal, Scheme,
+    Watermarks, WmarkMetric,
+};
+use damon_core::{
+    AddrRange, Context, HotRange, Kdamond, Phase, SimOps, SimPattern, Target, VirtualClock,
+};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+fn skip(test: &str, why: &str) {
+    println!("skipped: {test}: {why}");
+    eprintln!("skipped: {test}: {why}");
+}
+
+/// The `damo` executable, installing damo with pip if needed.
+fn damo() -> Result<PathBuf, String> {
+    static DAMO: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DAMO.get_or_init(|| {
+        let find = || -> Option<PathBuf> {
+            let mut cands = vec![PathBuf::from("damo")];
+            if let Ok(o) = Command::new("python3")
+                .args([
+                    "-c",
+                    "import sysconfig; print(sysconfig.get_path('scripts'))",
+                ])
+                .output()
+            {
+                let dir = String::from_utf8_lossy(&o.stdout).trim().to_string();
+                if !dir.is_empty() {
+                    cands.push(Path::new(&dir).join("damo"));
+                }
+            }
+            cands.into_iter().find(|c| {
+                Command::new(c)
+                    .arg("version")
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            })
+        };
+        if let Some(p) = find() {
+            return Ok(p);
+        }
+        let out = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "damo"])
+            .output()
+            .map_err(|e| format!("cannot run pip: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "pip install damo failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        find()
+            .ok_or_else(|| "damo installed but not found on PATH or in python's scripts dir".into())
+    })
+    .clone()
+}
+
+fn damo_version(damo: &Path) -> String {
+    Command::new(damo)
+        .arg("version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// damo reads record files only after `file(1)` named their type.
+fn have_file_cmd() -> bool {
+    Command::new("file")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn run_damo(damo: &Path, args: &[&str]) -> String {
+    let out = Command::new(damo).args(args).output().expect("run damo");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "damo {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// `(average, [(percentile, value)])` from `damo report wss --raw_number --nr_cols_bar 0`.
+fn parse_damo_wss(text: &str) -> (u64, Vec<(u32, u64)>) {
+    let mut avg = None;
+    let mut ps = Vec::new();
+    for line in text.lines() {
+        if let Some(a) = line.strip_prefix("# avr:") {
+            avg = Some(a.trim().parse().expect("avr"));
+        } else if !line.starts_with('#') && !line.trim().is_empty() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            ps.push((
+                f[0].parse().expect("percentile"),
+                f[1].parse().expect("wss"),
+            ));
+        }
+    }
+    (avg.unwrap_or_else(|| panic!("no average in {text:?}")), ps)
+}
+
+fn compare_wss(
+    test: &str,
+    damo: &Path,
+    file: &Path,
+    records: &[Record],
+    extra: &[&str],
+    opts: &WssOptions,
+) {
+    let mut args = vec![
+        "report",
+        "wss",
+        "--input",
+        file.to_str().unwrap(),
+        "--raw_number",
+        "--nr_cols_bar",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    let out = run_damo(damo, &args);
+    let (d_avg, d_ps) = parse_damo_wss(&out);
+    let ours = &wss(records, opts).dists[0];
+    println!("{test}: damo {extra:?}: avg {d_avg} {d_ps:?}");
+    println!(
+        "{test}: ours: avg {} {:?}",
+        ours.average as u64, ours.percentiles
+    );
+    assert_eq!(
+        ours.percentiles, d_ps,
+        "{test} {extra:?}: percentiles differ\n{out}"
+    );
+    assert_eq!(
+        ours.average as u64, d_avg,
+        "{test} {extra:?}: averages differ"
+    );
+}
+
+/// Heatmap `--output raw` of damo against ours, pixel by pixel.
+fn compare_heatmap(
+    test: &str,
+    damo: &Path,
+    file: &Path,
+    records: &[Record],
+    time: (i64, i64),
+    addr: (u64, u64),
+    resol: (usize, usize),
+) {
+    let out = run_damo(
+        damo,
+        &[
+            "report",
+            "heatmap",
+            "--input",
+            file.to_str().unwrap(),
+            "--output",
+            "raw",
+            "--resol",
+            &resol.0.to_string(),
+            &resol.1.to_string(),
+            "--time_range",
+            &time.0.to_string(),
+            &time.1.to_string(),
+            "--address_range",
+            &addr.0.to_string(),
+            &addr.1.to_string(),
+        ],
+    );
+    let map = heatmap(
+        records,
+        &HeatmapOptions {
+            target_id: None,
+            time_range: Some(time),
+            addr_range: Some(addr),
+            resolution: resol,
+        },
+    )
+    .unwrap();
+    let ours = map.to_raw();
+    let (mut n, mut touched) = (0, 0);
+    for (dl, ol) in out
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .zip(ours.lines())
+    {
+        let d: Vec<&str> = dl.split('\t').collect();
+        let o: Vec<&str> = ol.split('\t').collect();
+        assert_eq!((d[0], d[1]), (o[0], o[1]), "{test}: pixel {n} position");
+        if d[2] == "NaN" || o[2] == "NaN" {
+            assert_eq!(d[2], o[2], "{test}: pixel {n} ({dl}) touched by one only");
+        } else {
+            let (dv, ov): (f64, f64) = (d[2].parse().unwrap(), o[2].parse().unwrap());
+            assert!(
+                (dv - ov).abs() <= 1e-9 * dv.abs().max(1.0),
+                "{test}: pixel {n}: damo {dv}, ours {ov}"
+            );
+            touched += 1;
+        }
+        n += 1;
+    }
+    assert_eq!(n, resol.0 * resol.1, "{test}: pixel count");
+    println!(
+        "{test}: heatmap {}x{}: {n} pixels equal ({touched} with heat)",
+        resol.0, resol.1
+    );
+}
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("damo-interop-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A deterministic simulated run whose working set changes over phases.
+fn simulated_records() -> Vec<Record> {
+    let hot = |a: u64, b: u64, p: f64| HotRange {
+        range: AddrRange::new(a << 20, b << 20),
+        probability: p,
+    };
+    let phase = |ms: u64, hot: Vec<HotRange>| Phase {
+        duration_us: ms * 1000,
+        hot,
+    };
+    let pattern = SimPattern {
+        space: vec![AddrRange::new(0, 1 << 30)],
+        phases: vec![
+            phase(2_000, vec![hot(0, 64, 0.9)]),
+            phase(2_000, vec![hot(0, 64, 0.5), hot(256, 512, 0.3)]),
+            phase(1_500, vec![hot(512, 900, 0.7)]),
+            phase(1_000, vec![]),
+        ],
+        exit_after_us: None,
+    };
+    let mut ctx = Context::new();
+    ctx.set_ops("sim", Box::new(SimOps::new(pattern).with_seed(11)));
+    ctx.targets.push(Target::new(0));
+    ctx.clock = Some(Arc::new(VirtualClock::new()));
+    ctx.seed = Some(5);
+    let rec = Recorder::new()
+        .with_time_origin_ns(1_000_000_000)
+        .install(&mut ctx);
+    let mut kd = Kdamond::new(ctx).unwrap();
+    kd.init().unwrap();
+    // 13 s of 5 ms samples: 130 aggregations
+    for _ in 0..2_600 {
+        assert!(kd.step().is_none());
+    }
+    let records = rec.lock().take_records();
+    assert_eq!(records[0].snapshots.len(), 130);
+    records
+}
+
+#[test]
+fn damo_reports_our_records_like_we_do() {
+    const T: &str = "damo_reports_our_records_like_we_do";
+    let damo = match damo() {
+        Ok(d) => d,
+        Err(e) => return skip(T, &e),
+    };
+    if !have_file_cmd() {
+        return skip(
+            T,
+            "damo needs file(1) to read record files, and it is not installed",
+        );
+    }
+    println!("{T}: damo version {}", damo_version(&damo));
+    let records = simulated_records();
+    let dir = tmp_dir("ours");
+    let dflt = WssOptions::default();
+    let by_time = WssOptions {
+        sort_by: WssSort::Time,
+        ..WssOptions::default()
+    };
+    let all = WssOptions {
+        exclude_samples: 0,
+        ..WssOptions::default()
+    };
+    let fine = WssOptions {
+        percentiles: (0..101).step_by(5).collect(),
+        ..WssOptions::default()
+    };
+
+    // json_compressed, damo's default
+    let f = dir.join("damon.data");
+    std::fs::write(&f, encode(&records, RecordFormat::JsonCompressed)).unwrap();
+    compare_wss(T, &damo, &f, &records, &[], &dflt);
+    compare_wss(T, &damo, &f, &records, &["--sortby", "time"], &by_time);
+    compare_wss(T, &damo, &f, &records, &["--exclude_samples", "0"], &all);
+    compare_wss(T, &damo, &f, &records, &["--range", "0", "101", "5"], &fine);
+    // the percentiles must not all be equal, or the comparison proves little
+    let d = &wss(&records, &dflt).dists[0];
+    assert!(d.percentiles.first().unwrap().1 < d.percentiles.last().unwrap().1);
+
+    // perf_script: damo and we both parse the text
+    let p = dir.join("damon.perf_script");
+    std::fs::write(&p, encode(&records, RecordFormat::PerfScript)).unwrap();
+    let from_text = parse_record(&std::fs::read(&p).unwrap()).unwrap();
+    compare_wss(T, &damo, &p, &from_text, &[], &dflt);
+
+    // the heatmap, on explicit ranges (with age backfill before the start)
+    compare_heatmap(
+        T,
+        &damo,
+        &f,
+        &records,
+        (500_000_000, 14_000_000_000),
+        (0, 1 << 30),
+        (40, 80),
+    );
+    compare_heatmap(
+        T,
+        &damo,
+        &f,
+        &records,
+        (1_000_000_000, 3_000_000_000),
+        (0, 128 << 20),
+        (17, 23),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
+/// tracefs with DAMON's events, mounting it if needed.
+fn ensure_tracefs() -> Result<(), String> {
+    let ev = Path::new("/sys/kernel/tracing/events/damon/damon_aggregated");
+    if ev.exists() {
+        return Ok(());
+    }
+    let _ = Command::new("mount")
+        .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+        .output();
+    if ev.exists() {
+        Ok(())
+    } else {
+        Err("no damon:damon_aggregated trace event (tracefs not mountable, or DAMON tracepoints missing)".into())
+    }
+}
+
+#[test]
+fn we_report_damos_kernel_record_like_damo() {
+    const T: &str = "we_report_damos_kernel_record_like_damo";
+    if !is_root() {
+        return skip(T, "damo record needs root");
+    }
+    if !Path::new("/sys/kernel/mm/damon/admin/kdamonds").exists() {
+        return skip(
+            T,
+            "the kernel has no DAMON sysfs interface (CONFIG_DAMON_SYSFS)",
+        );
+    }
+    if std::fs::read_to_string("/sys/kernel/mm/damon/admin/kdamonds/nr_kdamonds")
+        .is_ok_and(|n| n.trim() != "0")
+    {
+        return skip(T, "kernel DAMON is already in use (nr_kdamonds != 0)");
+    }
+    let have = |cmd: &str| {
+        Command::new(cmd)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !have("perf") && !have("trace-cmd") {
+        return skip(
+            T,
+            "damo record needs perf or trace-cmd (apt-get install linux-perf)",
+        );
+    }
+    if let Err(e) = ensure_tracefs() {
+        return skip(T, &e);
+    }
+    let damo = match damo() {
+        Ok(d) => d,
+        Err(e) => return skip(T, &e),
+    };
+    if !have_file_cmd() {
+        return skip(
+            T,
+            "damo needs file(1) to read record files, and it is not installed",
+        );
+    }
+    println!("{T}: damo version {}", damo_version(&damo));
+    let dir = tmp_dir("kernel");
+    let f = dir.join("damon.data");
+    // 4 s of 100 ms aggregations: about 40 snapshots (damo skips 20)
+    let out = Command::new(&damo)
+        .args([
+            "record",
+            "paddr",
+            "--timeout",
+            "4",
+            "--do_record",
+            "access",
+            "-o",
+        ])
+        .arg(&f)
+        .current_dir(&dir)
+        .output()
+        .expect("run damo record");
+    if !out.status.success() || !f.exists() {
+        let why = format!(
+            "damo record paddr failed: {} {}",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        return skip(T, &why);
+    }
+    let records = parse_record(&std::fs::read(&f).unwrap()).expect("read damo's record");
+    let snaps = records[0].snapshots.len();
+    let regions: usize = records[0].snapshots.iter().map(|s| s.regions.len()).sum();
+    println!(
+        "{T}: damo's record: {} record(s), {snaps} snapshots, {regions} regions",
+        records.len()
+    );
+    assert!(snaps > 20, "{T}: only {snaps} snapshots");
+    assert!(records[0].intervals.is_some());
+
+    compare_wss(T, &damo, &f, &records, &[], &WssOptions::default());
+    compare_wss(
+        T,
+        &damo,
+        &f,
+        &records,
+        &["--sortby", "time"],
+        &WssOptions {
+            sort_by: WssSort::Time,
+            ..WssOptions::default()
+        },
+    );
+    compare_wss(
+        T,
+        &damo,
+        &f,
+        &records,
+        &["--exclude_samples", "0"],
+        &WssOptions {
+            exclude_samples: 0,
+            ..WssOptions::default()
+        },
+    );
+
+    // heatmap over the recorded span and address space
+    let r = &records[0];
+    let t0 = r.snapshots[0].start_time as i64;
+    let t1 = r.snapshots.last().unwrap().end_time as i64;
+    let lo = r
+        .snapshots
+        .iter()
+        .flat_map(|s| s.regions.iter().map(|g| g.start))
+        .min()
+        .unwrap();
+    let hi = r
+        .snapshots
+        .iter()
+        .flat_map(|s| s.regions.iter().map(|g| g.end))
+        .max()
+        .unwrap();
+    compare_heatmap(T, &damo, &f, &records, (t0, t1), (lo, hi), (40, 80));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A paddr context using most of what the kdamonds format can say.
+fn rich_config() -> KdamondsConfig {
+    let mut c = ContextParams::new("paddr");
+    c.targets.push(TargetParams {
+        pid: None,
+        regions: vec![AddrRange::new(4096, 1 << 34)],
+        obsolete: false,
+    });
+    c.attrs.sample_interval = 10_000;
+    c.attrs.aggr_interval = 200_000;
+    c.attrs.ops_update_interval = 2_000_000;
+    c.attrs.min_nr_regions = 20;
+    c.attrs.max_nr_regions = 2000;
+    let mut s = Scheme::new(
+        AccessPattern {
+            min_sz_region: 4096,
+            max_sz_region: u64::MAX,
+            min_nr_accesses: 0,
+            max_nr_accesses: 3,
+            min_age_region: 7,
+            max_age_region: u32::MAX,
+        },
+        Action::MigrateCold,
+    );
+    s.target_nid = 1;
+    s.apply_interval_us = 1_000_000;
+    s.quota = Quota {
+        reset_interval: 1000,
+        ms: 10,
+        sz: 128 << 20,
+        goals: vec![
+            QuotaGoal {
+                metric: GoalMetric::NodeMemFreeBp,
+                target_value: 2500,
+                current_value: 0,
+                nid: 1,
+            },
+            QuotaGoal {
+                metric: GoalMetric::SomeMemPsiUs,
+                target_value: 1500,
+                current_value: 0,
+                nid: 0,
+            },
+        ],
+        goal_tuner: GoalTuner::Temporal,
+        weight_sz: 1,
+        weight_nr_accesses: 3,
+        weight_age: 7,
+    };
+    s.wmarks = Watermarks {
+        metric: WmarkMetric::FreeMemRate,
+        interval: 5_000_000,
+        high: 500,
+        mid: 400,
+        low: 50,
+    };
+    s.filters = vec![
+        Filter {
+            kind: FilterKind::Anon,
+            matching: true,
+            allow: false,
+        },
+        Filter {
+            kind: FilterKind::Addr(AddrRange::new(0, 1 << 20)),
+            matching: false,
+            allow: true,
+        },
+        Filter {
+            kind: FilterKind::HugepageSize {
+                min: 2 << 20,
+                max: 2 << 20,
+            },
+            matching: true,
+            allow: false,
+        },
+        Filter {
+            kind: FilterKind::Target { target_idx: 0 },
+            matching: true,
+            allow: true,
+        },
+    ];
+    c.schemes.push(s);
+    c.schemes
+        .push(Scheme::new(AccessPattern::default(), Action::Pageout));
+    KdamondsConfig {
+        kdamonds: vec![KdamondParams {
+            refresh_ms: 0,
+            contexts: vec![c],
+        }],
+    }
+}
+
+#[test]
+fn damo_reads_our_kdamonds_config() {
+    const T: &str = "damo_reads_our_kdamonds_config";
+    let damo = match damo() {
+        Ok(d) => d,
+        Err(e) => return skip(T, &e),
+    };
+    let cfg = rich_config();
+    let dir = tmp_dir("kdamonds");
+    let f = dir.join("kdamonds.json");
+    std::fs::write(&f, save_kdamonds(&cfg).unwrap()).unwrap();
+    // damo loads it and prints it back in its own (human-readable) spelling
+    let out = run_damo(
+        &damo,
+        &["args", "damon", "--format", "json", f.to_str().unwrap()],
+    );
+    let json = &out[out.find('{').expect("json in damo's output")..];
+    println!("{T}: damo's rendering:\n{json}");
+    let back = parse_kdamonds(json).expect("parse damo's rendering");
+    assert_eq!(back, cfg, "{T}: parameters changed through damo");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,364 @@
+//! `record`: monitors accesses and writes a damo record file, which
+//! `damo report` (and the `report` example) can read.
+//!
+//! ```text
+//! cargo run --release --example record -- --sim 16G:hot=1G-1.4G@0.8,5G-5.2G@0.5 --duration 5 --out damon.data
+//! cargo run --release --example record -- --pid 1234 --format json --out damon.json
+//! cargo run --release --example record -- paddr --duration 10 --out damon.data
+//! cargo run --release --example record -- --kdamonds params.json --out damon.data
+//! ```
+//!
+//! `--sim SIZE[:hot=START-END@P,...]` monitors a simulated address space
+//! of SIZE bytes whose hot ranges are accessed with probability P per
+//! sample (no root needed); `--pid` and `paddr` use the `vaddr` and `paddr`
+//! backends, which need root and kernel support. `--kdamonds` takes the
+//! first context of a damo kdamonds JSON (`damo args damon` output).
+
+#![deny(unsafe_code)]
+
+use clap::Parser;
+use damon_core::damo::{parse_kdamonds, write_record_file, RecordFormat, Recorder};
+use damon_core::{
+    damon_select_ops, damon_start, AddrRange, Context, HotRange, Kdamond, RealClock, SimOps,
+    SimPattern, Target, VirtualClock,
+};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Record data accesses into a damo record file.
+#[derive(Parser, Debug)]
+#[command(
+    name = "record",
+    after_help = "Modes (pick one): --sim SPEC, --pid PID, the keyword `paddr`, or --kdamonds FILE.\n\
+SPEC is SIZE[:hot=START-END@P,...], e.g. 16G:hot=1G-1.4G@0.8,5G-5.2G@0.5\n\
+(sizes take K/M/G/T suffixes and decimals; P is a per-sample access probability in [0, 1])."
+)]
+struct Args {
+    /// `paddr` to monitor the physical address space.
+    #[arg(value_name = "paddr")]
+    target: Option<String>,
+    /// Monitor a simulated address space (no root needed).
+    #[arg(long, value_name = "SPEC", conflicts_with_all = ["pid", "target", "kdamonds"])]
+    sim: Option<String>,
+    /// Monitor the virtual address space of a process.
+    #[arg(long, value_name = "PID", conflicts_with_all = ["target", "kdamonds"])]
+    pid: Option<u32>,
+    /// Take the first context of a damo kdamonds JSON file.
+    #[arg(long, value_name = "FILE", conflicts_with = "target")]
+    kdamonds: Option<std::path::PathBuf>,
+    /// How long to record, in seconds.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    duration: f64,
+    /// Output format: json, json_compressed (damo's default) or perf_script.
+    #[arg(long, default_value = "json_compressed", value_name = "FORMAT")]
+    format: String,
+    /// Output file.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    out: std::path::PathBuf,
+    /// Sampling interval (µs).
+    #[arg(long, value_name = "US")]
+    sample_us: Option<u64>,
+    /// Aggregation interval (µs).
+    #[arg(long, value_name = "US")]
+    aggr_us: Option<u64>,
+    /// Minimum number of regions.
+    #[arg(long, value_name = "N")]
+    min_nr_regions: Option<u32>,
+    /// Maximum number of regions.
+    #[arg(long, value_name = "N")]
+    max_nr_regions: Option<u32>,
+    /// RNG seed (simulated runs are then reproducible).
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Simulated mode only: run on virtual time, as fast as possible.
+    #[arg(long, requires = "sim")]
+    virtual_time: bool,
+}
+
+/// Parses `16G`, `1.4G`, `512M`, `4096`.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                'B' => 1,
+                _ => return Err(format!("bad size {s:?}: unknown unit {c:?}")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let v: f64 = num.trim().parse().map_err(|_| {
+        format!("bad size {s:?}: expected a number with an optional K/M/G/T suffix")
+    })?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("bad size {s:?}"));
+    }
+    let bytes = v * mult as f64;
+    if bytes >= (1u64 << 47) as f64 {
+        return Err(format!("size {s:?} exceeds the 128 TiB simulated space"));
+    }
+    // page-aligned
+    Ok(bytes as u64 / 4096 * 4096)
+}
+
+/// Parses the `--sim` SPEC.
+fn parse_sim(spec: &str) -> Result<SimPattern, String> {
+    let (size, rest) = match spec.split_once(':') {
+        Some((a, b)) => (a, Some(b)),
+        None => (spec, None),
+    };
+    let size = parse_size(size)?;
+    if size == 0 {
+        return Err("the simulated space needs a non-zero size".into());
+    }
+    let mut hot = Vec::new();
+    if let Some(rest) = rest {
+        let list = rest
+            .strip_prefix("hot=")
+            .ok_or_else(|| format!("bad sim spec {spec:?}: expected SIZE:hot=START-END@P,..."))?;
+        for item in list.split(',').filter(|x| !x.trim().is_empty()) {
+            let (range, p) = item
+                .split_once('@')
+                .ok_or_else(|| format!("bad hot range {item:?}: expected START-END@P"))?;
+            let (a, b) = range
+                .split_once('-')
+                .ok_or_else(|| format!("bad hot range {item:?}: expected START-END@P"))?;
+            let (start, end) = (parse_size(a)?, parse_size(b)?);
+            let probability: f64 = p
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad probability {p:?} in {item:?}"))?;
+            if !(0.0..=1.0).contains(&probability) {
+                return Err(format!(
+                    "probability {probability} in {item:?} is not in [0, 1]"
+                ));
+            }
+            if start >= end || end > size {
+                return Err(format!(
+                    "hot range {item:?} is empty or outside [0, {size})"
+                ));
+            }
+            hot.push(HotRange {
+                range: AddrRange::new(start, end),
+                probability,
+            });
+        }
+    }
+    hot.sort_by_key(|h| h.range.start);
+    let p = SimPattern::with_hot(size, hot);
+    p.validate().map_err(|e| e.to_string())?;
+    Ok(p)
+}
+
+fn build_context(args: &Args) -> Result<Context, String> {
+    let mut ctx;
+    if let Some(spec) = &args.sim {
+        ctx = Context::new();
+        let mut ops = SimOps::new(parse_sim(spec)?);
+        if let Some(seed) = args.seed {
+            ops = ops.with_seed(seed);
+        }
+        ctx.set_ops("sim", Box::new(ops));
+        ctx.targets.push(Target::new(0));
+    } else if let Some(pid) = args.pid {
+        ctx = Context::new();
+        damon_select_ops(&mut ctx, "vaddr")
+            .map_err(|e| format!("cannot use the vaddr backend for pid {pid}: {e}"))?;
+        ctx.targets.push(Target::new(u64::from(pid)));
+    } else if let Some(path) = &args.kdamonds {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let cfg = parse_kdamonds(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let params = cfg
+            .contexts()
+            .next()
+            .ok_or_else(|| format!("{}: no context", path.display()))?;
+        if cfg.contexts().count() > 1 {
+            eprintln!(
+                "record: {}: using the first of {} contexts",
+                path.display(),
+                cfg.contexts().count()
+            );
+        }
+        ctx = params.to_context();
+        if !params.schemes.is_empty() {
+            eprintln!(
+                "record: ignoring the {} scheme(s) of the config (recording only)",
+                params.schemes.len()
+            );
+            ctx.schemes.clear();
+        }
+        damon_select_ops(&mut ctx, &params.ops)
+            .map_err(|e| format!("cannot use the {} backend: {e}", params.ops))?;
+    } else {
+        match args.target.as_deref() {
+            Some("paddr") => {
+                ctx = Context::new();
+                damon_select_ops(&mut ctx, "paddr")
+                    .map_err(|e| format!("cannot use the paddr backend: {e}"))?;
+                ctx.targets.push(Target::new(0));
+            }
+            Some(other) => {
+                return Err(format!(
+                    "unknown target {other:?}: use --sim SPEC, --pid PID, paddr or --kdamonds FILE"
+                ))
+            }
+            None => {
+                return Err(
+                    "nothing to monitor: use --sim SPEC, --pid PID, paddr or --kdamonds FILE (see --help)".into(),
+                )
+            }
+        }
+    }
+    let a = &mut ctx.attrs;
+    if let Some(v) = args.sample_us {
+        a.sample_interval = v;
+    }
+    if let Some(v) = args.aggr_us {
+        a.aggr_interval = v;
+    }
+    if let Some(v) = args.min_nr_regions {
+        a.min_nr_regions = v;
+    }
+    if let Some(v) = args.max_nr_regions {
+        a.max_nr_regions = v;
+    }
+    ctx.seed = args.seed;
+    ctx.validate().map_err(|e| e.to_string())?;
+    Ok(ctx)
+}
+
+fn progress(done_s: f64, total_s: f64, snapshots: usize, regions: usize) {
+    eprint!("\rrecord: {done_s:6.1}/{total_s:.1} s, {snapshots} snapshots, {regions} regions   ");
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let format: RecordFormat = args.format.parse().map_err(|e| format!("--format: {e}"))?;
+    if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 1e7) {
+        return Err(format!(
+            "--duration {} must be a positive number of seconds",
+            args.duration
+        ));
+    }
+    // the simulated and the real backends register under their kernel ids
+    damon_ops_vaddr::register();
+    damon_ops_paddr::register();
+    let mut ctx = build_context(args)?;
+    let duration_us = (args.duration * 1e6) as u64;
+
+    let records = if args.virtual_time {
+        ctx.clock = Some(Arc::new(VirtualClock::new()));
+        let rec = Recorder::new().install(&mut ctx);
+        let si = ctx.attrs.sample_interval;
+        let mut kd = Kdamond::new(ctx).map_err(|e| e.to_string())?;
+        kd.init().map_err(|e| e.to_string())?;
+        let steps = duration_us / si.max(1);
+        let every = (steps / 20).max(1);
+        for i in 0..steps {
+            if let Some(reason) = kd.step() {
+                eprintln!("\nrecord: monitoring ended early: {reason}");
+                break;
+            }
+            if i % every == 0 {
+                let r = rec.lock();
+                progress(
+                    i as f64 * si as f64 / 1e6,
+                    args.duration,
+                    r.nr_snapshots(),
+                    kd.ctx().nr_regions(),
+                );
+            }
+        }
+        drop(kd.terminate());
+        let mut r = rec.lock();
+        r.take_records()
+    } else {
+        let rec = Recorder::new()
+            .with_clock(Arc::new(RealClock::new()))
+            .install(&mut ctx);
+        let handles = damon_start(vec![ctx], false).map_err(|e| e.to_string())?;
+        let h = &handles[0];
+        let start = Instant::now();
+        let total = Duration::from_micros(duration_us);
+        while start.elapsed() < total && h.is_running() {
+            std::thread::sleep(
+                Duration::from_millis(200).min(total.saturating_sub(start.elapsed())),
+            );
+            let nr_regions = h.call(|c| c.nr_regions()).unwrap_or(0);
+            progress(
+                start.elapsed().as_secs_f64(),
+                args.duration,
+                rec.lock().nr_snapshots(),
+                nr_regions,
+            );
+        }
+        if let Some(reason) = h.exit_reason() {
+            eprintln!("\nrecord: monitoring ended early: {reason}");
+        }
+        h.stop();
+        let mut r = rec.lock();
+        r.take_records()
+    };
+    eprintln!();
+    let nr = records.first().map_or(0, |r| r.snapshots.len());
+    if nr == 0 {
+        return Err(
+            "no snapshot was taken (is the duration shorter than one aggregation interval?)".into(),
+        );
+    }
+    write_record_file(&args.out, &records, format).map_err(|e| e.to_string())?;
+    eprintln!(
+        "record: wrote {nr} snapshots of {} target(s) to {} ({format})",
+        records.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("record: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sim_specs() {
+        let p = parse_sim("16G:hot=1G-1.4G@0.8,5G-5.2G@0.5").unwrap();
+        assert_eq!(p.space, vec![AddrRange::new(0, 16 << 30)]);
+        let hot = &p.phases[0].hot;
+        assert_eq!(hot.len(), 2);
+        assert_eq!(hot[0].range.start, 1 << 30);
+        assert_eq!(hot[0].range.end % 4096, 0);
+        assert_eq!(hot[1].probability, 0.5);
+        assert!(parse_sim("1G").is_ok());
+        for bad in [
+            "",
+            "0",
+            "1X",
+            "1G:cold=1-2@1",
+            "1G:hot=2M-1M@1",
+            "1G:hot=0-2G@1",
+            "1G:hot=0-1M@2",
+            "1G:hot=0-1M",
+        ] {
+            assert!(parse_sim(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! `report`: damo's `wss`, `heatmap` and `access` reports of a record file
+//! (written by the `record` example or by `damo record`).
+//!
+//! ```text
+//! cargo run --release --example report -- wss damon.data
+//! cargo run --release --example report -- wss damon.data --sortby time
+//! cargo run --release --example report -- heatmap damon.data
+//! cargo run --release --example report -- heatmap damon.data --output heatmap.png
+//! cargo run --release --example report -- access damon.data
+//! ```
+
+#![deny(unsafe_code)]
+
+use clap::{Parser, Subcommand, ValueEnum};
+use damon_core::damo::{
+    access, heatmap, read_record_file, wss, AccessOptions, DamoError, HeatmapOptions, WssOptions,
+    WssSort,
+};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Reports on a damo record file (json, json_compressed or perf_script).
+#[derive(Parser, Debug)]
+#[command(name = "report")]
+struct Args {
+    #[command(subcommand)]
+    kind: Kind,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum SortBy {
+    Size,
+    Time,
+}
+
+#[derive(Subcommand, Debug)]
+enum Kind {
+    /// Working set size distribution (percentiles 0, 25, 50, 75, 100 and the average).
+    Wss {
+        /// Record file.
+        file: PathBuf,
+        /// Sort the sizes by size (percentiles) or keep time order.
+        #[arg(long, value_enum, default_value = "size")]
+        sortby: SortBy,
+        /// Snapshots to skip at the start (damo's default: 20).
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        exclude_samples: usize,
+        /// Minimal nr_accesses of a working-set region.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        acc_thres: u32,
+        /// One distribution per target instead of their sum.
+        #[arg(long)]
+        per_target: bool,
+        /// Print plain byte counts.
+        #[arg(long)]
+        raw_number: bool,
+        /// Print every working set size, not only the percentiles.
+        #[arg(long)]
+        all_wss: bool,
+        /// Write the report to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Time x address heatmap: ASCII on stdout, `raw` triples, or a PNG image.
+    Heatmap {
+        /// Record file.
+        file: PathBuf,
+        /// `stdout` (default), `raw`, or an image file name ending in `.png`.
+        #[arg(long, default_value = "stdout", value_name = "OUTPUT")]
+        output: String,
+        /// Resolution: time rows and address columns (default 40 80, or 500 500 for images).
+        #[arg(long, num_args = 2, value_names = ["TIME", "ADDR"])]
+        resol: Option<Vec<usize>>,
+        /// Time range [START, END) in ns.
+        #[arg(long, num_args = 2, value_names = ["START", "END"])]
+        #[arg(allow_negative_numbers = true)]
+        time_range: Option<Vec<i64>>,
+        /// Address range [START, END).
+        #[arg(long, num_args = 2, value_names = ["START", "END"])]
+        address_range: Option<Vec<u64>>,
+        /// Target id to draw.
+        #[arg(long, value_name = "ID")]
+        tid: Option<u64>,
+    },
+    /// Regions of one snapshot: address, size, access frequency, age.
+    Access {
+        /// Record file.
+        file: PathBuf,
+        /// Snapshot index (default: the last).
+        #[arg(long, value_name = "N")]
+        snapshot: Option<usize>,
+        /// Only this target.
+        #[arg(long, value_name = "ID")]
+        tid: Option<u64>,
+        /// Write the report to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+fn emit(text: &str, output: Option<&PathBuf>) -> Result<(), String> {
+    match output {
+        Some(p) => std::fs::write(p, text).map_err(|e| format!("{}: {e}", p.display())),
+        None => {
+            use std::io::Write as _;
+            match std::io::stdout().lock().write_all(text.as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("stdout: {e}")),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+fn pair<T: Copy>(v: &Option<Vec<T>>) -> Option<(T, T)> {
+    v.as_ref().and_then(|v| match v.as_slice() {
+        [a, b] => Some((*a, *b)),
+        _ => None,
+    })
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let read = |f: &PathBuf| {
+        read_record_file(f).map_err(|e| match e {
+            DamoError::Io { .. } => e.to_string(),
+            _ => format!("{}: {e}", f.display()),
+        })
+    };
+    match args.kind {
+        Kind::Wss {
+            file,
+            sortby,
+            exclude_samples,
+            acc_thres,
+            per_target,
+            raw_number,
+            all_wss,
+            output,
+        } => {
+            let records = read(&file)?;
+            let opts = WssOptions {
+                sort_by: match sortby {
+                    SortBy::Size => WssSort::Size,
+                    SortBy::Time => WssSort::Time,
+                },
+                exclude_samples,
+                acc_thres,
+                collapse_targets: !per_target,
+                ..WssOptions::default()
+            };
+            let rep = wss(&records, &opts);
+            let mut text = rep.to_text(raw_number);
+            if all_wss {
+                for d in &rep.dists {
+                    text.push_str(&format!(
+                        "# all working set sizes of target {}\n",
+                        d.target_id
+                    ));
+                    for (i, v) in d.values.iter().enumerate() {
+                        text.push_str(&format!("{i} {v}\n"));
+                    }
+                }
+            }
+            emit(&text, output.as_ref())
+        }
+        Kind::Heatmap {
+            file,
+            output,
+            resol,
+            time_range,
+            address_range,
+            tid,
+        } => {
+            let records = read(&file)?;
+            let image = output.ends_with(".png");
+            if !image && output != "stdout" && output != "raw" {
+                return Err(format!(
+                    "--output {output:?}: expected stdout, raw or a file name ending in .png"
+                ));
+            }
+            let opts = HeatmapOptions {
+                target_id: tid,
+                time_range: pair(&time_range),
+                addr_range: pair(&address_range),
+                resolution: pair(&resol).unwrap_or(if image { (500, 500) } else { (40, 80) }),
+            };
+            let map = heatmap(&records, &opts).map_err(|e| e.to_string())?;
+            if image {
+                let png = map.to_png().map_err(|e| e.to_string())?;
+                std::fs::write(&output, png).map_err(|e| format!("{output}: {e}"))?;
+                eprintln!(
+                    "report: wrote {output} ({}x{} pixels, time on x, address on y)",
+                    map.time_resol, map.addr_resol
+                );
+                Ok(())
+            } else if output == "raw" {
+                emit(&map.to_raw(), None)
+            } else {
+                emit(&map.to_ascii(), None)
+            }
+        }
+        Kind::Access {
+            file,
+            snapshot,
+            tid,
+            output,
+        } => {
+            let records = read(&file)?;
+            let reps = access(
+                &records,
+                &AccessOptions {
+                    snapshot,
+                    target_id: tid,
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            let text: String = reps
+                .iter()
+                .map(|r| r.to_text())
+                .collect::<Vec<_>>()
+                .join("\n");
+            emit(&text, output.as_ref())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("report: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
