@@ -1,3 +1,4 @@
 //! Shared helpers of the example programs.
 
 pub mod objpool;
+pub mod fuzzing;

@@ -1,0 +1,3 @@
+//! Fuzz target: see `damon_examples::fuzzing::kdamonds_json` for what it checks.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| damon_examples::fuzzing::kdamonds_json(data));
