@@ -3,7 +3,10 @@
 //! ordinary test. Each function takes raw bytes, must never panic except
 //! on a broken invariant, and asserts what must hold for any input.
 
-use damon_core::{AddrRange, Attrs, Context, IntervalsGoal, Kdamond, SimOps, SimPattern, HotRange, Target, VirtualClock};
+use damon_core::{
+    AddrRange, Attrs, Context, HotRange, IntervalsGoal, Kdamond, SimOps, SimPattern, Target,
+    VirtualClock,
+};
 use std::sync::Arc;
 
 /// Every fuzz target, by name.
@@ -46,7 +49,10 @@ pub fn pagemap_kpageflags_words(data: &[u8]) {
         let word = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
         let e = damon_ops_paddr::pagemap::PagemapEntry(word);
         if let Some(pfn) = e.pfn() {
-            assert!(e.present() && !e.swapped(), "a PFN from a non-present entry");
+            assert!(
+                e.present() && !e.swapped(),
+                "a PFN from a non-present entry"
+            );
             assert!(pfn < 1 << 55);
         }
         if e.swap().is_some() {
@@ -60,9 +66,13 @@ pub fn pagemap_kpageflags_words(data: &[u8]) {
 
 /// kdamonds JSON loader: accepted configs round-trip and build valid contexts.
 pub fn kdamonds_json(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(cfg) = damon_core::damo::parse_kdamonds(text) {
-        let Ok(saved) = damon_core::damo::save_kdamonds(&cfg) else { return };
+        let Ok(saved) = damon_core::damo::save_kdamonds(&cfg) else {
+            return;
+        };
         let again = damon_core::damo::parse_kdamonds(&saved).expect("a saved config loads again");
         assert_eq!(cfg, again, "save/load round trip");
     }
@@ -103,7 +113,16 @@ impl Bytes<'_> {
             sample_interval: si,
             aggr_interval: si * ratio,
             ops_update_interval: si * ratio * 10,
-            intervals_goal: if tune { IntervalsGoal { access_bp: 400, aggrs: 3, min_sample_us: 1000, max_sample_us: 100_000 } } else { IntervalsGoal::default() },
+            intervals_goal: if tune {
+                IntervalsGoal {
+                    access_bp: 400,
+                    aggrs: 3,
+                    min_sample_us: 1000,
+                    max_sample_us: 100_000,
+                }
+            } else {
+                IntervalsGoal::default()
+            },
             min_nr_regions: u32::from(self.u16() % 2048),
             max_nr_regions: u32::from(self.u16() % 4096),
         }
@@ -135,16 +154,24 @@ pub fn engine_sequence(data: &[u8]) {
         let start = (u64::from(b.u32()) % pages) * 4096;
         let end = (start + (u64::from(b.u16()) + 1) * 4096).min(space);
         if hot.last().is_none_or(|h: &HotRange| h.range.end <= start) {
-            hot.push(HotRange { range: AddrRange::new(start, end), probability: f64::from(b.u8()) / 255.0 });
+            hot.push(HotRange {
+                range: AddrRange::new(start, end),
+                probability: f64::from(b.u8()) / 255.0,
+            });
         }
     }
     let mut ctx = Context::new();
     ctx.attrs = b.attrs();
-    ctx.set_ops("sim", Box::new(SimOps::new(SimPattern::with_hot(space, hot))));
+    ctx.set_ops(
+        "sim",
+        Box::new(SimOps::new(SimPattern::with_hot(space, hot))),
+    );
     ctx.targets.push(Target::new(0));
     ctx.clock = Some(Arc::new(VirtualClock::new()));
     ctx.seed = Some(u64::from(b.u32()));
-    let Ok(mut kd) = Kdamond::new(ctx) else { return };
+    let Ok(mut kd) = Kdamond::new(ctx) else {
+        return;
+    };
     if kd.init().is_err() {
         return;
     }
@@ -158,7 +185,10 @@ pub fn engine_sequence(data: &[u8]) {
                         break;
                     }
                     budget -= 1;
-                    assert!(kd.step().is_none(), "the simulated loop never stops by itself");
+                    assert!(
+                        kd.step().is_none(),
+                        "the simulated loop never stops by itself"
+                    );
                     check(&kd);
                 }
             }
@@ -174,7 +204,9 @@ pub fn engine_sequence(data: &[u8]) {
             2 => {
                 let before = kd.ctx().targets.clone();
                 let n = b.u8() % 8;
-                let ranges: Vec<AddrRange> = (0..n).map(|_| AddrRange::new(u64::from(b.u16()) * 4096, u64::from(b.u16()) * 4096)).collect();
+                let ranges: Vec<AddrRange> = (0..n)
+                    .map(|_| AddrRange::new(u64::from(b.u16()) * 4096, u64::from(b.u16()) * 4096))
+                    .collect();
                 let mut src = Context::new();
                 src.attrs = kd.ctx().attrs;
                 src.targets.push(Target::with_ranges(0, &ranges));

@@ -1,4 +1,5 @@
 //! Shared helpers of the example programs.
 
-pub mod objpool;
+pub mod cli;
 pub mod fuzzing;
+pub mod objpool;

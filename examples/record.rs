@@ -19,9 +19,9 @@
 use clap::Parser;
 use damon_core::damo::{parse_kdamonds, write_record_file, RecordFormat, Recorder};
 use damon_core::{
-    damon_select_ops, damon_start, AddrRange, Context, HotRange, Kdamond, RealClock, SimOps,
-    SimPattern, Target, VirtualClock,
+    damon_select_ops, damon_start, Context, Kdamond, RealClock, SimOps, Target, VirtualClock,
 };
+use damon_examples::cli::parse_sim;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,86 +74,6 @@ struct Args {
     /// Simulated mode only: run on virtual time, as fast as possible.
     #[arg(long, requires = "sim")]
     virtual_time: bool,
-}
-
-/// Parses `16G`, `1.4G`, `512M`, `4096`.
-fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let m: u64 = match c.to_ascii_uppercase() {
-                'K' => 1 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                'T' => 1 << 40,
-                'B' => 1,
-                _ => return Err(format!("bad size {s:?}: unknown unit {c:?}")),
-            };
-            (&t[..i], m)
-        }
-        _ => (t, 1),
-    };
-    let v: f64 = num.trim().parse().map_err(|_| {
-        format!("bad size {s:?}: expected a number with an optional K/M/G/T suffix")
-    })?;
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!("bad size {s:?}"));
-    }
-    let bytes = v * mult as f64;
-    if bytes >= (1u64 << 47) as f64 {
-        return Err(format!("size {s:?} exceeds the 128 TiB simulated space"));
-    }
-    // page-aligned
-    Ok(bytes as u64 / 4096 * 4096)
-}
-
-/// Parses the `--sim` SPEC.
-fn parse_sim(spec: &str) -> Result<SimPattern, String> {
-    let (size, rest) = match spec.split_once(':') {
-        Some((a, b)) => (a, Some(b)),
-        None => (spec, None),
-    };
-    let size = parse_size(size)?;
-    if size == 0 {
-        return Err("the simulated space needs a non-zero size".into());
-    }
-    let mut hot = Vec::new();
-    if let Some(rest) = rest {
-        let list = rest
-            .strip_prefix("hot=")
-            .ok_or_else(|| format!("bad sim spec {spec:?}: expected SIZE:hot=START-END@P,..."))?;
-        for item in list.split(',').filter(|x| !x.trim().is_empty()) {
-            let (range, p) = item
-                .split_once('@')
-                .ok_or_else(|| format!("bad hot range {item:?}: expected START-END@P"))?;
-            let (a, b) = range
-                .split_once('-')
-                .ok_or_else(|| format!("bad hot range {item:?}: expected START-END@P"))?;
-            let (start, end) = (parse_size(a)?, parse_size(b)?);
-            let probability: f64 = p
-                .trim()
-                .parse()
-                .map_err(|_| format!("bad probability {p:?} in {item:?}"))?;
-            if !(0.0..=1.0).contains(&probability) {
-                return Err(format!(
-                    "probability {probability} in {item:?} is not in [0, 1]"
-                ));
-            }
-            if start >= end || end > size {
-                return Err(format!(
-                    "hot range {item:?} is empty or outside [0, {size})"
-                ));
-            }
-            hot.push(HotRange {
-                range: AddrRange::new(start, end),
-                probability,
-            });
-        }
-    }
-    hot.sort_by_key(|h| h.range.start);
-    let p = SimPattern::with_hot(size, hot);
-    p.validate().map_err(|e| e.to_string())?;
-    Ok(p)
 }
 
 fn build_context(args: &Args) -> Result<Context, String> {
@@ -330,35 +250,6 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("record: {e}");
             ExitCode::from(1)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sim_specs() {
-        let p = parse_sim("16G:hot=1G-1.4G@0.8,5G-5.2G@0.5").unwrap();
-        assert_eq!(p.space, vec![AddrRange::new(0, 16 << 30)]);
-        let hot = &p.phases[0].hot;
-        assert_eq!(hot.len(), 2);
-        assert_eq!(hot[0].range.start, 1 << 30);
-        assert_eq!(hot[0].range.end % 4096, 0);
-        assert_eq!(hot[1].probability, 0.5);
-        assert!(parse_sim("1G").is_ok());
-        for bad in [
-            "",
-            "0",
-            "1X",
-            "1G:cold=1-2@1",
-            "1G:hot=2M-1M@1",
-            "1G:hot=0-2G@1",
-            "1G:hot=0-1M@2",
-            "1G:hot=0-1M",
-        ] {
-            assert!(parse_sim(bad).is_err(), "{bad}");
         }
     }
 }

@@ -11,6 +11,7 @@
 #   @@ WARN <setup step that failed>
 #   @@ RUN <name>            then the binary's libtest output
 #   @@ RC <name> <exit code>
+#   @@ LEAK <name> <pid> <cmdline>  (a process <name> left running; killed)
 #   @@ TAINT <kernel taint flags>   (0 = no WARN/BUG since boot)
 #   @@ DONE
 # Setup problems are reported, not fatal: the tests that need the feature
@@ -44,6 +45,20 @@ echo "@@ INIT uptime=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r)" \
 
 export DAMON_VM_SUITE=1 DAMON_WORKLOAD_BIN=/bin/workload
 export HOME=/root RUST_BACKTRACE=1
+# Processes a test binary left running would skew the next binaries (CPU,
+# memory): report and kill them. Kernel threads have an empty cmdline.
+reap_leftovers() {
+  for d in /proc/[0-9]*; do
+    pid=${d#/proc/}
+    [ "$pid" = 1 ] && continue
+    cmd=
+    read -r cmd < "$d/cmdline" 2>/dev/null   # builtin: no fork per process
+    [ -n "$cmd" ] || continue
+    echo "@@ LEAK $1 $pid $(tr '\0' ' ' < "$d/cmdline" 2>/dev/null)"
+    kill -9 "$pid" 2>/dev/null
+  done
+}
+
 cd /tmp
 # /etc/tests: one line per binary, "NAME [EXTRA-ARGS...]", in run order.
 while read -r name args <&3; do
@@ -52,6 +67,7 @@ while read -r name args <&3; do
   # shellcheck disable=SC2086 # word splitting of the extra arguments is intended
   "/tests/$name" --test-threads=1 $args </dev/null
   echo "@@ RC $name $?"
+  reap_leftovers "$name"
 done 3</etc/tests
 # Kernel warnings are hidden by `quiet`: report the taint and their traces.
 tainted=$(cat /proc/sys/kernel/tainted)

@@ -11,7 +11,9 @@ fn replay_fuzz_regressions_and_seeds() {
     let mut replayed = 0;
     for (name, check) in TARGETS {
         for dir in ["regressions", "seeds"] {
-            let Ok(entries) = std::fs::read_dir(root.join(dir).join(name)) else { continue };
+            let Ok(entries) = std::fs::read_dir(root.join(dir).join(name)) else {
+                continue;
+            };
             for e in entries.flatten() {
                 let data = std::fs::read(e.path()).unwrap();
                 eprintln!("replaying {name}: {}", e.path().display());
@@ -20,13 +22,24 @@ fn replay_fuzz_regressions_and_seeds() {
             }
         }
     }
-    assert!(replayed >= TARGETS.len(), "every target has at least one seed: replayed {replayed}");
+    assert!(
+        replayed >= TARGETS.len(),
+        "every target has at least one seed: replayed {replayed}"
+    );
 }
 
 #[test]
 fn targets_survive_edge_inputs() {
     for (_, check) in TARGETS {
-        for input in [&b""[..], b"\0", b"\xff\xff\xff\xff\xff\xff\xff\xff", b"{}", b"[]", b"-", b"\n\n"] {
+        for input in [
+            &b""[..],
+            b"\0",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff",
+            b"{}",
+            b"[]",
+            b"-",
+            b"\n\n",
+        ] {
             check(input);
         }
     }

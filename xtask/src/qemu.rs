@@ -136,42 +136,24 @@ impl Boot {
         ];
 
         let mut open_streams = readers.len();
-        let mut last_output = Instant::now();
-        let mut ending = None;
-        let mut trouble_since: Option<Instant> = None;
+        let mut watchdog = Watchdog::new(started, self.timeout, self.silence);
         let mut exited_at: Option<Instant> = None;
         let mut stdout = std::io::stdout();
         while open_streams > 0 {
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(Event::Line(line, at)) => {
-                    last_output = at;
                     // Best effort: a full disk or closed stdout must not stop the watchdog.
                     let _ = writeln!(log, "{line}");
                     let _ = writeln!(stdout, "{line}");
                     on_line(&line, at);
-                    if trouble_since.is_none() && serial::kernel_trouble(&line) {
-                        trouble_since = Some(at);
-                        ending = Some(Ending::KernelTrouble(line));
-                    }
+                    watchdog.line(&line, at);
                 }
                 Ok(Event::Closed) => open_streams -= 1,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
-            if ending.is_none() && started.elapsed() > self.timeout {
-                ending = Some(Ending::Timeout);
-            } else if ending.is_none() && last_output.elapsed() > self.silence {
-                ending = Some(Ending::Silent);
-            }
-            let stop_now = match &ending {
-                Some(Ending::KernelTrouble(_)) => {
-                    trouble_since.is_some_and(|t| t.elapsed() > TROUBLE_GRACE)
-                }
-                Some(_) => true,
-                None => false,
-            };
-            if stop_now && child.try_wait()?.is_none() {
-                if let Some(why) = &ending {
+            if watchdog.should_stop(Instant::now()) && child.try_wait()?.is_none() {
+                if let Some(why) = &watchdog.ending {
                     eprintln!("xtask: watchdog: stopping qemu ({why:?})");
                 }
                 stop(&mut child)?;
@@ -191,12 +173,66 @@ impl Boot {
             }
         }
         let _ = log.flush();
-        let ending = ending.unwrap_or_else(|| Ending::Exited(status.to_string()));
+        let ending = watchdog
+            .ending
+            .unwrap_or_else(|| Ending::Exited(status.to_string()));
         Ok(Run {
             ending,
             exit_ok: status.success(),
             wall: started.elapsed(),
         })
+    }
+}
+
+/// Decides when to stop qemu: the run is too long, the guest is silent,
+/// or a kernel panic/BUG/Oops was printed (after a grace period, so that
+/// its backtrace reaches the log).
+struct Watchdog {
+    started: Instant,
+    timeout: Duration,
+    silence: Duration,
+    last_output: Instant,
+    trouble_since: Option<Instant>,
+    /// Why qemu is (to be) stopped; `None` while all is well.
+    ending: Option<Ending>,
+}
+
+impl Watchdog {
+    fn new(started: Instant, timeout: Duration, silence: Duration) -> Self {
+        Watchdog {
+            started,
+            timeout,
+            silence,
+            last_output: started,
+            trouble_since: None,
+            ending: None,
+        }
+    }
+
+    /// Notes a serial line that arrived at `at`.
+    fn line(&mut self, line: &str, at: Instant) {
+        self.last_output = at;
+        if self.ending.is_none() && serial::kernel_trouble(line) {
+            self.trouble_since = Some(at);
+            self.ending = Some(Ending::KernelTrouble(line.to_owned()));
+        }
+    }
+
+    /// Whether qemu should be stopped at `now`.
+    fn should_stop(&mut self, now: Instant) -> bool {
+        if self.ending.is_none() {
+            if now.saturating_duration_since(self.started) > self.timeout {
+                self.ending = Some(Ending::Timeout);
+            } else if now.saturating_duration_since(self.last_output) > self.silence {
+                self.ending = Some(Ending::Silent);
+            }
+        }
+        match (&self.ending, self.trouble_since) {
+            (Some(Ending::KernelTrouble(_)), Some(t)) => {
+                now.saturating_duration_since(t) > TROUBLE_GRACE
+            }
+            (ending, _) => ending.is_some(),
+        }
     }
 }
 
@@ -236,4 +272,39 @@ fn stop(child: &mut Child) -> Result<()> {
     }
     child.kill().context("killing qemu")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn watchdog_timeout_and_silence() {
+        let t0 = Instant::now();
+        let mut w = Watchdog::new(t0, 100 * S, 10 * S);
+        w.line("booting", t0 + 5 * S);
+        assert!(!w.should_stop(t0 + 14 * S));
+        assert!(w.should_stop(t0 + 16 * S));
+        assert_eq!(w.ending, Some(Ending::Silent));
+
+        let mut w = Watchdog::new(t0, 100 * S, 10 * S);
+        for i in 0..101 {
+            w.line("tick", t0 + i * S);
+        }
+        assert!(w.should_stop(t0 + 101 * S));
+        assert_eq!(w.ending, Some(Ending::Timeout));
+    }
+
+    #[test]
+    fn watchdog_waits_for_the_backtrace_after_kernel_trouble() {
+        let t0 = Instant::now();
+        let mut w = Watchdog::new(t0, 100 * S, 10 * S);
+        w.line("[ 3.0] BUG: kernel NULL pointer dereference", t0 + S);
+        w.line("[ 3.0] Call Trace:", t0 + S);
+        assert!(!w.should_stop(t0 + 2 * S));
+        assert!(w.should_stop(t0 + 5 * S));
+        assert!(matches!(w.ending, Some(Ending::KernelTrouble(ref l)) if l.contains("BUG:")));
+    }
 }

@@ -8,6 +8,7 @@
 //! @@ RUN <name>
 //! …libtest output of <name>…
 //! @@ RC <name> <exit code>
+//! @@ LEAK <name> <pid> <cmdline>
 //! @@ TAINT <value of /proc/sys/kernel/tainted>
 //! @@ DONE
 //! ```
@@ -107,6 +108,9 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Setup problems init reported with `@@ WARN`.
     pub init_warnings: Vec<String>,
+    /// Processes a binary left running (`@@ LEAK <name> <pid> <cmdline>`),
+    /// which init killed.
+    pub leaks: Vec<String>,
     /// The kernel's taint flags after the tests (`@@ TAINT`), if not 0.
     pub tainted: Option<u64>,
 }
@@ -156,6 +160,7 @@ impl Report {
             "DONE" => self.done = true,
             "TAINT" => self.tainted = rest.trim().parse().ok().filter(|&t| t != 0),
             "WARN" => self.init_warnings.push(rest.to_owned()),
+            "LEAK" => self.leaks.push(rest.to_owned()),
             _ => {}
         }
     }
@@ -194,12 +199,13 @@ mod tests {
     fn sums_binaries_and_sees_done() {
         let log = format!(
             "@@ INIT uptime=1.5 kernel=6.12\n@@ RUN a\nrunning 3 tests\n{OK}\n@@ RC a 0\n\
-             @@ RUN b\n{}\n@@ RC b 101\n@@ TAINT 512\n@@ DONE\n",
+             @@ RUN b\n{}\n@@ RC b 101\n@@ LEAK b 77 /bin/workload -e x\n@@ TAINT 512\n@@ DONE\n",
             "test result: FAILED. 4 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1s"
         );
         let r = report(&log);
         assert!(r.done);
         assert_eq!(r.tainted, Some(512));
+        assert_eq!(r.leaks, ["b 77 /bin/workload -e x"]);
         assert_eq!(r.runs.len(), 2);
         assert_eq!(r.runs[0].verdict(), "ok");
         assert_eq!(r.runs[1].verdict(), "FAILED");

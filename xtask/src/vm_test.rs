@@ -261,6 +261,9 @@ impl Suite {
         for w in &report.warnings {
             println!("  kernel warning: {w}");
         }
+        for leak in &report.leaks {
+            println!("  left running (killed): {leak}");
+        }
         if let Some(t) = report.tainted {
             println!("  kernel tainted: {t} (WARN traces in build/vm/serial.log)");
         }

@@ -1,0 +1,302 @@
+//! `lru_sort`: DAMON_LRU_SORT on a set of processes — marks frequently
+//! accessed memory as wanted and long-idle memory as cold, within quotas,
+//! while free memory is between the watermarks, so that the kernel's LRU
+//! lists follow the access pattern DAMON sees.
+//!
+//! ```text
+//! cargo run --release --example lru_sort -- --pid 1234 --hot-thres-access-freq 300 --cold-min-age 30000000
+//! cargo run --release --example lru_sort -- --active-mem-bp 7000 -- ./my-program arg
+//! cargo run --release --example lru_sort -- --sim 4G:hot=0-512M@0.9 --cold-min-age 1000000 --virtual-time --duration 10
+//! ```
+//!
+//! Every parameter of the kernel module
+//! (`/sys/module/damon_lru_sort/parameters/`) is an option of the same name
+//! with dashes, with the module's default and unit:
+//! `--hot-thres-access-freq` (per mille of the maximum access frequency),
+//! `--cold-min-age` (µs), `--quota-ms` (split between the two schemes),
+//! `--quota-reset-interval-ms`, `--active-mem-bp` (quota goal: active LRU
+//! share in basis points; 0: off), `--filter-young-pages`,
+//! `--autotune-monitoring-intervals`, `--wmarks-interval` (µs),
+//! `--wmarks-high`, `--wmarks-mid`, `--wmarks-low` (free memory per mille),
+//! `--sample-interval`, `--aggr-interval` (µs), `--min-nr-regions` and
+//! `--max-nr-regions`. Watermarks and goals read this machine's
+//! `/proc/meminfo`.
+//!
+//! Every `--interval-ms` it prints the free memory rate and both schemes'
+//! statistics under the kernel's names (`nr_tried`, `sz_tried`,
+//! `nr_applied`, `sz_applied`, `qt_exceeds`) with their effective size
+//! quotas; at the end the final statistics and why it stopped
+//! (`--duration`, Ctrl-C, or every process exited).
+//!
+//! `--sim SPEC` runs the same policy on a simulated address space with
+//! scripted metrics: `--free-mem-rate` (per mille, default halfway between
+//! the low and middle watermarks, where the schemes act) is what the
+//! watermarks see, so it runs on any host; with `--virtual-time` it runs on
+//! virtual time, as fast as possible.
+//!
+//! # Differences from the kernel module
+//!
+//! * The module monitors physical memory and moves pages between the LRU
+//!   lists (`lru_prio`, `lru_deprio`) through the reverse map. User space
+//!   has neither, so this monitors the **processes** given (the `vaddr`
+//!   backend) and acts with `process_madvise` on each one's pidfd: the hot
+//!   scheme uses `MADV_WILLNEED` and the cold scheme `MADV_COLD` (which
+//!   deactivates pages). `monitor_region_start`/`monitor_region_end`,
+//!   `enabled`, `commit_inputs`, `kdamond_pid` and the read-only statistics
+//!   parameters do not exist (the statistics are printed instead).
+//! * `--filter-young-pages` adds page-level `young` filters, which the
+//!   vaddr backend cannot decide from pagemap today: with it, starting on
+//!   real processes fails with a message saying so (the simulation accepts
+//!   it).
+//! * The free memory rate is re-read at most once per `--wmarks-interval`,
+//!   not at every sampling interval.
+//! * Acting on other processes needs root (or `CAP_SYS_NICE` over them),
+//!   like monitoring itself (`CONFIG_IDLE_PAGE_TRACKING`, root); without
+//!   them it says what is missing and exits with status 1.
+
+#![deny(unsafe_code)]
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory as _, Parser};
+use damon_examples::cli::{self, parse_secs};
+use damon_schemes::presets::LruSortParams;
+use damon_schemes::{ProcMetrics, SimMetrics, SystemMetrics};
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+fn defaults() -> LruSortParams {
+    LruSortParams::default()
+}
+
+/// DAMON_LRU_SORT on processes: marks hot memory wanted (willneed) and
+/// long-idle memory cold, within quotas, while free memory is between the
+/// watermarks.
+#[derive(Parser, Debug)]
+#[command(
+    name = "lru_sort",
+    after_help = format!("Targets: --pid PID (repeatable) and/or -- COMMAND [ARGS...], or --sim SPEC.\n{}", cli::SIM_SPEC_HELP)
+)]
+struct Args {
+    /// A process to act on (repeatable).
+    #[arg(long, value_name = "PID", conflicts_with = "sim")]
+    pid: Vec<u32>,
+    /// A command to start and act on; the daemon stops when every target exited.
+    #[arg(last = true, value_name = "COMMAND", conflicts_with = "sim")]
+    command: Vec<String>,
+    /// Act on a simulated address space with scripted metrics (no root needed).
+    #[arg(long, value_name = "SPEC")]
+    sim: Option<String>,
+    /// Simulation: free memory rate (per mille) the watermarks see
+    /// [default: halfway between --wmarks-low and --wmarks-mid].
+    #[arg(long, value_name = "PERMIL", requires = "sim",
+          value_parser = clap::value_parser!(u64).range(0..=1000))]
+    free_mem_rate: Option<u64>,
+    /// Simulation: run on virtual time, as fast as possible.
+    #[arg(long, requires = "sim")]
+    virtual_time: bool,
+    /// RNG seed.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Time between two statistics reports (ms).
+    #[arg(long, default_value_t = 1000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    interval_ms: u64,
+    /// Stop after this many seconds (default: at Ctrl-C or when every target
+    /// exited; 10 with --virtual-time).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    duration: Option<f64>,
+
+    /// Hot threshold: access frequency, per mille of the maximum.
+    #[arg(long, value_name = "PERMIL", default_value_t = defaults().hot_thres_access_freq)]
+    hot_thres_access_freq: u64,
+    /// Cold threshold: memory idle at least this long (µs) is cold.
+    #[arg(long, value_name = "US", default_value_t = defaults().cold_min_age)]
+    cold_min_age: u64,
+    /// Time quota: ms of work per reset interval, half for each scheme (0: none).
+    #[arg(long, value_name = "MS", default_value_t = defaults().quota_ms)]
+    quota_ms: u64,
+    /// Quota charge window (ms).
+    #[arg(long, value_name = "MS", default_value_t = defaults().quota_reset_interval_ms)]
+    quota_reset_interval_ms: u64,
+    /// Quota goal: share of active memory (basis points; 0: off).
+    #[arg(long, value_name = "BP", default_value_t = defaults().active_mem_bp)]
+    active_mem_bp: u64,
+    /// Act only on pages whose accessed ("young") state agrees.
+    #[arg(long)]
+    filter_young_pages: bool,
+    /// Watermarks check interval (µs).
+    #[arg(long, value_name = "US", default_value_t = defaults().wmarks_interval)]
+    wmarks_interval: u64,
+    /// High watermark: above this free memory rate (per mille), do nothing.
+    #[arg(long, value_name = "PERMIL", default_value_t = defaults().wmarks_high)]
+    wmarks_high: u64,
+    /// Middle watermark: below this free memory rate, start.
+    #[arg(long, value_name = "PERMIL", default_value_t = defaults().wmarks_mid)]
+    wmarks_mid: u64,
+    /// Low watermark: below this free memory rate, stop (leave it to the kernel).
+    #[arg(long, value_name = "PERMIL", default_value_t = defaults().wmarks_low)]
+    wmarks_low: u64,
+    /// Sampling interval (µs).
+    #[arg(long, value_name = "US", default_value_t = defaults().sample_interval)]
+    sample_interval: u64,
+    /// Aggregation interval (µs).
+    #[arg(long, value_name = "US", default_value_t = defaults().aggr_interval)]
+    aggr_interval: u64,
+    /// Minimum number of regions.
+    #[arg(long, value_name = "N", default_value_t = defaults().min_nr_regions)]
+    min_nr_regions: u32,
+    /// Maximum number of regions.
+    #[arg(long, value_name = "N", default_value_t = defaults().max_nr_regions)]
+    max_nr_regions: u32,
+    /// Auto-tune the sampling and aggregation intervals.
+    #[arg(long)]
+    autotune_monitoring_intervals: bool,
+}
+
+impl Args {
+    fn params(&self) -> LruSortParams {
+        LruSortParams {
+            hot_thres_access_freq: self.hot_thres_access_freq,
+            cold_min_age: self.cold_min_age,
+            quota_ms: self.quota_ms,
+            quota_reset_interval_ms: self.quota_reset_interval_ms,
+            active_mem_bp: self.active_mem_bp,
+            filter_young_pages: self.filter_young_pages,
+            autotune_monitoring_intervals: self.autotune_monitoring_intervals,
+            wmarks_interval: self.wmarks_interval,
+            wmarks_high: self.wmarks_high,
+            wmarks_mid: self.wmarks_mid,
+            wmarks_low: self.wmarks_low,
+            sample_interval: self.sample_interval,
+            aggr_interval: self.aggr_interval,
+            min_nr_regions: self.min_nr_regions,
+            max_nr_regions: self.max_nr_regions,
+        }
+    }
+}
+
+/// The Ctrl-C / SIGTERM flag; a second signal exits at once.
+fn interrupt_flag() -> &'static AtomicBool {
+    static FLAG: AtomicBool = AtomicBool::new(false);
+    let _ = ctrlc::set_handler(|| {
+        if FLAG.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    &FLAG
+}
+
+fn emit(text: &str) -> bool {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .is_ok()
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let interrupt = interrupt_flag();
+    let p = args.params();
+    // check the parameters before starting anything
+    let mut check = damon_core::Context::new();
+    check.attrs = p.attrs();
+    check.schemes = p.schemes();
+    check.validate().map_err(|e| e.to_string())?;
+    let (mut ctx, mut command, what) = match &args.sim {
+        Some(spec) => {
+            let (ctx, what) = cli::sim_context(spec, args.seed)?;
+            (ctx, None, what)
+        }
+        None => cli::process_context(&args.pid, &args.command)?,
+    };
+    ctx.attrs = check.attrs;
+    ctx.schemes = check.schemes.clone();
+    if args.sim.is_none() {
+        ctx.seed = args.seed;
+    }
+    let stepped = args.virtual_time;
+    if stepped {
+        ctx.clock = Some(std::sync::Arc::new(damon_core::VirtualClock::new()));
+    }
+    let (control, free_mem_rate): (_, Box<dyn FnMut() -> Option<u64>>) = if args.sim.is_some() {
+        let rate = args
+            .free_mem_rate
+            .unwrap_or_else(|| cli::default_sim_free_rate(p.wmarks_low, p.wmarks_mid));
+        let metrics = SimMetrics::new();
+        metrics.set(|v| v.free_mem_rate = rate);
+        let control = damon_schemes::install(&mut ctx, metrics.clone());
+        let mut m = metrics;
+        (control, Box::new(move || m.free_mem_rate().ok()))
+    } else {
+        let control = damon_schemes::install(&mut ctx, ProcMetrics);
+        (control, Box::new(|| ProcMetrics.free_mem_rate().ok()))
+    };
+    let hot = &check.schemes[0].pattern;
+    emit(&format!(
+        "lru_sort: on {what}: willneed for memory accessed in at least {} of {} samples per \
+         aggregation, cold for memory idle for at least {}; quota {} ms per {} ms; \
+         watermarks (free memory per mille) high {} mid {} low {}, checked every {}\n",
+        hot.min_nr_accesses,
+        check.attrs.max_nr_accesses(),
+        cli::time_us(p.cold_min_age),
+        p.quota_ms,
+        p.quota_reset_interval_ms,
+        p.wmarks_high,
+        p.wmarks_mid,
+        p.wmarks_low,
+        cli::time_us(p.wmarks_interval),
+    ));
+    let status_control = control.clone();
+    let opts = cli::SchemesRun {
+        name: "lru_sort",
+        labels: &["hot: willneed", "cold: cold"],
+        stepped,
+        interval_us: args.interval_ms * 1000,
+        duration_us: args
+            .duration
+            .or(stepped.then_some(10.0))
+            .map(|s| (s * 1e6) as u64),
+        interrupt,
+        status: Box::new(move || {
+            status_control
+                .status()
+                .iter()
+                .map(|s| (s.esz, s.activated))
+                .collect()
+        }),
+        free_mem_rate,
+    };
+    let (stop, elapsed) = cli::run_schemes(ctx, opts, &mut emit)?;
+    let mut ended = format!("lru_sort: stopped after {}: {stop}", cli::time_us(elapsed));
+    if let Some(cmd) = command.as_mut() {
+        ended.push_str(&cli::end_command(cmd, &stop));
+    }
+    emit(&format!("{ended}\n"));
+    match stop.failure() {
+        Some(r) => Err(format!("failed: {r}")),
+        None => Ok(()),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    // clap drops `requires` when a conflicting argument is given
+    if args.sim.is_none() && (args.free_mem_rate.is_some() || args.virtual_time) {
+        Args::command()
+            .error(
+                ErrorKind::MissingRequiredArgument,
+                "--free-mem-rate and --virtual-time need --sim",
+            )
+            .exit();
+    }
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lru_sort: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,441 @@
+//! Runs the `monitor`, `reclaim` and `lru_sort` example programs and
+//! checks what they print and how they exit.
+//!
+//! The programs are built once per run with `cargo build --release` (the
+//! release profile's own lock, so the `cargo test` running this does not
+//! block it; under `cargo test --release` a separate target directory is
+//! used for the same reason). Simulated runs use virtual time, so they take
+//! milliseconds.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const PROGRAMS: [&str; 3] = ["monitor", "reclaim", "lru_sort"];
+
+/// The directory holding the release example binaries, built on first use.
+fn examples_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // this test is <target>/<profile>/deps/<name>
+        let exe = std::env::current_exe().expect("the test's path");
+        let mut target = exe
+            .parent()
+            .and_then(Path::parent)
+            .and_then(Path::parent)
+            .expect("a cargo target directory")
+            .to_path_buf();
+        if !cfg!(debug_assertions) {
+            // the running `cargo test --release` holds the release lock
+            target = target.join("nested-examples");
+        }
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--release", "-p", "damon-examples"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("CARGO_TARGET_DIR", &target);
+        for p in PROGRAMS {
+            cmd.args(["--example", p]);
+        }
+        let out = cmd.output().expect("running cargo");
+        assert!(
+            out.status.success(),
+            "building the examples failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target.join("release").join("examples")
+    })
+}
+
+/// A started example program with captured output.
+fn start(name: &str, args: &[&str]) -> std::process::Child {
+    Command::new(examples_dir().join(name))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {name}: {e}"))
+}
+
+/// Waits for `child` at most `timeout`; kills it and fails past that.
+fn wait(child: std::process::Child, timeout: Duration) -> Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(out) => out.expect("waiting for the program"),
+        Err(_) => {
+            signal(pid, libc::SIGKILL);
+            panic!("the program did not finish within {timeout:?}");
+        }
+    }
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) with a pid we started; no memory is involved.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::kill(pid as i32, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig})");
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(name: &str, args: &[&str]) -> Run {
+    let out = wait(start(name, args), Duration::from_secs(120));
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit code {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn has_page_idle() -> bool {
+    Path::new("/sys/kernel/mm/page_idle/bitmap").exists()
+}
+
+/// `key=N` of the last line of `out` that contains `what`.
+fn stat(out: &str, what: &str, key: &str) -> u64 {
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.contains(what))
+        .unwrap_or_else(|| panic!("no line with {what:?} in\n{out}"));
+    let at = line
+        .find(&format!("{key}="))
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+        + key.len()
+        + 1;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{key} is not a number in {line}"))
+}
+
+#[test]
+fn monitor_shows_tables_then_a_heatmap_and_wss_percentiles() {
+    let r = run(
+        "monitor",
+        &[
+            "--sim",
+            "1G:hot=0-128M@0.9,512M-576M@0.3",
+            "--virtual-time",
+            "--duration",
+            "1",
+            "--refresh-ms",
+            "250",
+            "--seed",
+            "3",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let out = &r.stdout;
+    assert!(!out.contains('\x1b'), "no terminal escapes into a pipe");
+    // one view per refresh, separated by blank lines
+    let views: Vec<&str> = out
+        .split("\n\n")
+        .filter(|b| b.starts_with("monitor: simulated"))
+        .collect();
+    assert_eq!(views.len(), 4, "{r:?}");
+    let last = views[3];
+    assert!(
+        last.starts_with("monitor: simulated 1024.000 MiB | elapsed 1 s | total 1024.000 MiB in "),
+        "{last}"
+    );
+    assert!(last.lines().nth(2).unwrap().contains("access"), "{last}");
+    let rows: Vec<&str> = last.lines().filter(|l| l.contains(" % ")).collect();
+    assert!(!rows.is_empty() && rows.len() <= 20, "{last}");
+    assert!(
+        rows.iter()
+            .any(|l| l.trim_start().starts_with("0x") && !l.contains("  0 %")),
+        "some region is hot: {last}"
+    );
+    assert!(out.contains("# access_frequency: 0123456789"), "{r:?}");
+    assert!(out.contains("# <percentile> <wss>"), "{r:?}");
+    assert!(
+        out.lines().any(|l| l.trim_start().starts_with("50 ")),
+        "{r:?}"
+    );
+    assert!(
+        out.trim_end()
+            .ends_with("monitor: stopped after 1 s: the requested duration passed"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn monitor_stops_when_the_target_exits_and_says_why() {
+    let r = run(
+        "monitor",
+        &[
+            "--sim",
+            "256M:hot=0-16M@1:exit=0.5",
+            "--virtual-time",
+            "--duration",
+            "60",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let last = r.stdout.trim_end().lines().last().unwrap();
+    assert!(
+        last.contains("every target exited (simulated targets exited after"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("# access_frequency"), "{r:?}");
+}
+
+#[test]
+fn monitor_on_real_time_ends_cleanly_on_ctrl_c() {
+    let child = start(
+        "monitor",
+        &["--sim", "256M:hot=0-16M@1", "--refresh-ms", "100"],
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    signal(child.id(), libc::SIGINT);
+    let out = wait(child, Duration::from_secs(30));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("# access_frequency"), "{stdout}");
+    assert!(stdout.trim_end().ends_with(": interrupted"), "{stdout}");
+    assert!(
+        stdout.matches("monitor: simulated").count() >= 5,
+        "{stdout}"
+    );
+}
+
+#[test]
+fn monitor_refuses_bad_targets_and_options_without_panicking() {
+    let r = run("monitor", &["--pid", "2147483646"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert_eq!(r.stderr.trim(), "monitor: no process with pid 2147483646");
+
+    let r = run("monitor", &["--sim", "1G", "--bogus"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("unexpected argument '--bogus'"), "{r:?}");
+
+    let r = run("monitor", &["--sim", "1G", "--duration", "-3"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+
+    let r = run("monitor", &["--sim", "1G:hot=2G-3G@1"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains("--sim: hot range"), "{r:?}");
+
+    let r = run("monitor", &[]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains("nothing to monitor"), "{r:?}");
+
+    let r = run("monitor", &["--help"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    for opt in [
+        "--pid",
+        "--numa-node",
+        "--all-ram",
+        "--refresh-ms",
+        "--kdamonds",
+        "[-- <COMMAND>...]",
+    ] {
+        assert!(r.stdout.contains(opt), "{opt}: {r:?}");
+    }
+    assert!(!r.stderr.contains("panicked"));
+}
+
+#[test]
+fn monitor_names_the_missing_kernel_feature_and_starts_nothing() {
+    if has_page_idle() {
+        eprintln!("skipped: this kernel has idle page tracking");
+        return;
+    }
+    let marker = std::env::temp_dir().join(format!("damon-monitor-test-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let m = marker.display().to_string();
+    let r = run("monitor", &["--", "touch", &m]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains("CONFIG_IDLE_PAGE_TRACKING"), "{r:?}");
+    assert!(!marker.exists(), "the command must not be started");
+
+    let me = std::process::id().to_string();
+    for args in [
+        vec!["--pid", me.as_str()],
+        vec!["paddr", "--numa-node", "0"],
+    ] {
+        let r = run("monitor", &args);
+        assert_eq!(r.code, Some(1), "{args:?}: {r:?}");
+        assert!(r.stderr.contains("CONFIG_IDLE_PAGE_TRACKING"), "{r:?}");
+    }
+}
+
+fn preset_sim(name: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "--sim",
+        "1G:hot=0-128M@0.9",
+        "--virtual-time",
+        "--duration",
+        "2",
+        "--interval-ms",
+        "500",
+        "--seed",
+        "5",
+    ];
+    args.extend_from_slice(extra);
+    let r = run(name, &args);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(
+        r.stdout.contains(&format!("{name}: final statistics")),
+        "{r:?}"
+    );
+    r
+}
+
+#[test]
+fn reclaim_pages_out_idle_memory_inside_the_watermarks_only() {
+    let r = preset_sim(
+        "reclaim",
+        &["--min-age", "200000", "--free-mem-rate", "300"],
+    );
+    assert!(r.stdout.contains("free_mem_rate=300 per mille"), "{r:?}");
+    assert!(
+        r.stdout.matches("pageout [active]").count() >= 4,
+        "a report per 500 ms: {r:?}"
+    );
+    assert!(stat(&r.stdout, "pageout [", "nr_tried") > 0, "{r:?}");
+    assert!(stat(&r.stdout, "pageout [", "sz_applied") > 0, "{r:?}");
+    assert!(stat(&r.stdout, "pageout [", "effective_quota") > 0, "{r:?}");
+    assert!(
+        r.stdout
+            .trim_end()
+            .ends_with("the requested duration passed"),
+        "{r:?}"
+    );
+
+    // above the high watermark (500 per mille) nothing is done
+    let r = preset_sim(
+        "reclaim",
+        &["--min-age", "200000", "--free-mem-rate", "600"],
+    );
+    assert!(
+        r.stdout.contains("pageout [inactive (watermarks)]"),
+        "{r:?}"
+    );
+    assert_eq!(stat(&r.stdout, "pageout [", "nr_tried"), 0, "{r:?}");
+    assert_eq!(stat(&r.stdout, "pageout [", "sz_applied"), 0, "{r:?}");
+
+    // the default rate sits between the low and middle watermarks
+    let r = preset_sim("reclaim", &["--min-age", "200000", "--quota-sz", "4M"]);
+    assert!(r.stdout.contains("free_mem_rate=300 per mille"), "{r:?}");
+    let applied = stat(&r.stdout, "pageout [", "sz_applied");
+    assert!(
+        applied > 0 && applied <= 3 * (4 << 20),
+        "size quota per second: {r:?}"
+    );
+}
+
+#[test]
+fn lru_sort_marks_hot_and_cold_memory_inside_the_watermarks_only() {
+    let r = preset_sim(
+        "lru_sort",
+        &["--cold-min-age", "200000", "--hot-thres-access-freq", "500"],
+    );
+    assert!(r.stdout.contains("free_mem_rate=100 per mille"), "{r:?}");
+    for scheme in ["hot: willneed [", "cold: cold ["] {
+        assert!(stat(&r.stdout, scheme, "nr_tried") > 0, "{scheme}: {r:?}");
+        assert!(stat(&r.stdout, scheme, "sz_applied") > 0, "{scheme}: {r:?}");
+    }
+    // above the high watermark (200 per mille)
+    let r = preset_sim(
+        "lru_sort",
+        &["--cold-min-age", "200000", "--free-mem-rate", "250"],
+    );
+    for scheme in ["hot: willneed [", "cold: cold ["] {
+        assert_eq!(stat(&r.stdout, scheme, "nr_tried"), 0, "{scheme}: {r:?}");
+        assert_eq!(stat(&r.stdout, scheme, "sz_applied"), 0, "{scheme}: {r:?}");
+    }
+}
+
+#[test]
+fn presets_refuse_bad_targets_and_options() {
+    for name in ["reclaim", "lru_sort"] {
+        let r = run(name, &["--pid", "2147483646"]);
+        assert_eq!(r.code, Some(1), "{r:?}");
+        assert_eq!(
+            r.stderr.trim(),
+            format!("{name}: no process with pid 2147483646")
+        );
+
+        let r = run(name, &[]);
+        assert_eq!(r.code, Some(1), "{r:?}");
+        assert!(r.stderr.contains("no process given"), "{r:?}");
+
+        let r = run(name, &["--sim", "1G", "--wmarks-high", "abc"]);
+        assert_eq!(r.code, Some(2), "{r:?}");
+        assert!(r.stderr.contains("invalid value 'abc'"), "{r:?}");
+
+        // --free-mem-rate is for simulations only
+        let r = run(name, &["--pid", "1", "--free-mem-rate", "300"]);
+        assert_eq!(r.code, Some(2), "{r:?}");
+
+        // watermarks out of order are refused before anything starts
+        let r = run(name, &["--sim", "1G", "--wmarks-low", "900"]);
+        assert_eq!(r.code, Some(1), "{r:?}");
+        assert!(r.stderr.contains("wmarks"), "{r:?}");
+
+        if !has_page_idle() {
+            let me = std::process::id().to_string();
+            let r = run(name, &["--pid", &me]);
+            assert_eq!(r.code, Some(1), "{r:?}");
+            assert!(r.stderr.contains("CONFIG_IDLE_PAGE_TRACKING"), "{r:?}");
+        }
+    }
+    let r = run("reclaim", &["--help"]);
+    for opt in [
+        "--min-age",
+        "--quota-ms",
+        "--quota-sz",
+        "--quota-reset-interval-ms",
+        "--quota-mem-pressure-us",
+        "--quota-autotune-feedback",
+        "--wmarks-interval",
+        "--wmarks-high",
+        "--wmarks-mid",
+        "--wmarks-low",
+        "--sample-interval",
+        "--aggr-interval",
+        "--min-nr-regions",
+        "--max-nr-regions",
+        "--skip-anon",
+        "--autotune-monitoring-intervals",
+        "--interval-ms",
+        "--free-mem-rate",
+    ] {
+        assert!(r.stdout.contains(opt), "{opt}: {r:?}");
+    }
+    let r = run("lru_sort", &["--help"]);
+    for opt in [
+        "--hot-thres-access-freq",
+        "--cold-min-age",
+        "--quota-ms",
+        "--quota-reset-interval-ms",
+        "--active-mem-bp",
+        "--filter-young-pages",
+        "--autotune-monitoring-intervals",
+        "--wmarks-high",
+    ] {
+        assert!(r.stdout.contains(opt), "{opt}: {r:?}");
+    }
+}
