@@ -46,6 +46,27 @@ fn threads_now() -> usize {
         .unwrap_or(0)
 }
 
+/// Waits (bounded) until no worker thread of an earlier test is still on
+/// its way out: a worker whose last handle was dropped on the worker
+/// itself (a handle kept by its own callback) is detached, and its OS
+/// thread may take a moment to disappear, especially in a TCG guest.
+fn settled_threads() -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while threads_now() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    threads_now()
+}
+
+/// The number of kdamond threads, once it stops changing (bounded).
+fn threads_eventually(expected: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while threads_now() != expected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    threads_now()
+}
+
 fn fds_now() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())
@@ -97,7 +118,7 @@ fn exclusive_and_non_exclusive_groups_exclude_each_other() {
 #[test]
 fn start_stop_races_keep_group_semantics() {
     let _g = SERIAL.lock();
-    let threads_before = threads_now();
+    let threads_before = settled_threads();
     let violations = Arc::new(AtomicUsize::new(0));
     let started = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..6)
@@ -132,7 +153,7 @@ fn start_stop_races_keep_group_semantics() {
     assert_eq!(violations.load(Ordering::Relaxed), 0);
     assert!(started.load(Ordering::Relaxed) > 0);
     assert_eq!(damon_nr_running_ctxs(), 0);
-    assert_eq!(threads_now(), threads_before, "no worker thread leaked");
+    assert_eq!(threads_eventually(threads_before), threads_before, "no worker thread leaked");
 }
 
 #[test]
@@ -234,7 +255,7 @@ fn stop_from_inside_a_callback_does_not_deadlock() {
     // The clone kept by the callback dies with the worker's context, so
     // dropping ours now leaves nothing behind.
     drop(hs);
-    assert_eq!(threads_now(), 0);
+    assert_eq!(threads_eventually(0), 0);
 }
 
 #[test]
@@ -381,7 +402,7 @@ impl Operations for FailingInit {
 #[test]
 fn bad_contexts_are_refused_with_typed_errors() {
     let _g = SERIAL.lock();
-    let threads_before = threads_now();
+    let threads_before = settled_threads();
     let mut bad = sim_ctx(81);
     bad.attrs.sample_interval = 0;
     assert!(
@@ -406,13 +427,13 @@ fn bad_contexts_are_refused_with_typed_errors() {
     assert!(matches!(e, StartError::Init { index: 1, .. }), "{e}");
     assert!(e.to_string().contains("CONFIG_NOTHING"));
     assert_eq!(damon_nr_running_ctxs(), 0, "the group's slots are released");
-    assert_eq!(threads_now(), threads_before);
+    assert_eq!(threads_eventually(threads_before), threads_before);
 }
 
 #[test]
 fn many_contexts_started_and_stopped_leak_nothing() {
     let _g = SERIAL.lock();
-    let (threads_before, fds_before) = (threads_now(), fds_now());
+    let (threads_before, fds_before) = (settled_threads(), fds_now());
     for round in 0..30u64 {
         let hs = damon_start(
             (0..4).map(|k| sim_ctx(round * 4 + k)).collect(),
@@ -427,6 +448,6 @@ fn many_contexts_started_and_stopped_leak_nothing() {
         }
     }
     assert_eq!(damon_nr_running_ctxs(), 0);
-    assert_eq!(threads_now(), threads_before);
+    assert_eq!(threads_eventually(threads_before), threads_before);
     assert_eq!(fds_now(), fds_before);
 }
