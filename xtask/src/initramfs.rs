@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Where the static busybox of Debian's `busybox-static` lives.
-const BUSYBOX: &str = "/bin/busybox";
+pub const BUSYBOX: &str = "/bin/busybox";
 
 /// Stages the root file system in `<vm_dir>/rootfs` and packs it into
 /// `<vm_dir>/initramfs.cpio`, which is returned.
@@ -78,7 +78,7 @@ pub fn pack(
 
 /// Hard-links `from` to `to` (cheap; `target/` and `build/` share a file
 /// system), falling back to a copy. Keeps the executable bit either way.
-fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+pub fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
     if fs::hard_link(from, to).is_err() {
         fs::copy(from, to)
             .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;

@@ -3,6 +3,8 @@
 //! Each verb is one module:
 //!
 //! * [`test`](mod@test): the whole suite — host tests, fmt, clippy, rustdoc, then the VM suite.
+//! * [`demo`]: the main job: a live view of a real workload's memory.
+//! * [`fuzz`]: every cargo-fuzz target for a while, keeping crashing inputs.
 //! * [`vm_test`]: the guest-VM suite — kernel, static test binaries, initramfs,
 //!   one qemu (TCG) boot, results parsed from the serial log.
 //!
@@ -10,6 +12,8 @@
 //! `.cargo/config.toml` (`xtask = "run --quiet --package xtask --"`).
 
 mod apt;
+mod demo;
+mod fuzz;
 mod guest_build;
 mod initramfs;
 mod kernel;
@@ -27,9 +31,11 @@ const USAGE: &str = "\
 usage: cargo xtask <verb> [options]
 
 verbs:
+  demo      monitor a real workload live (natively, or in the guest kernel)
   test      host tests, fmt, clippy, rustdoc, then the VM suite (see `test --help`)
   vm-test   run the test binaries inside a qemu guest with DAMON and page_idle
             (see `vm-test --help`)
+  fuzz      run every fuzz target for N seconds (see `fuzz --help`)
 ";
 
 fn main() -> ExitCode {
@@ -39,6 +45,8 @@ fn main() -> ExitCode {
     let result = match verb.as_deref() {
         Some("test") => test::main(rest),
         Some("vm-test") => vm_test::main(rest),
+        Some("fuzz") => fuzz::main(rest),
+        Some("demo") => demo::main(rest),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
