@@ -9,8 +9,11 @@ use damon_core::{
 };
 use std::sync::Arc;
 
+/// A fuzz target's check: raw input bytes in, panics on a broken invariant.
+pub type Check = fn(&[u8]);
+
 /// Every fuzz target, by name.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("proc_maps", proc_maps),
     ("proc_iomem", proc_iomem),
     ("pagemap_kpageflags_words", pagemap_kpageflags_words),

@@ -26,6 +26,11 @@
 //! (`CONFIG_IDLE_PAGE_TRACKING`); without them `monitor` says which is
 //! missing and exits with status 1.
 //!
+//! Monitoring attributes are damo's defaults (5 ms sampling, 100 ms
+//! aggregation, mappings re-read every second, 10..1000 regions) unless
+//! given with `--sample-us`, `--aggr-us`, `--ops-update-us`,
+//! `--min-nr-regions`, `--max-nr-regions` or `--kdamonds`.
+//!
 //! Every `--refresh-ms` it prints, per target, the regions of the last
 //! aggregation interval sorted by address: start, end, size, access rate
 //! (`nr_accesses * 100 / max_nr_accesses`) and age, limited to the
@@ -43,6 +48,7 @@
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory as _, Parser};
+use damon_core::damo::kdamonds::damo_default_attrs;
 use damon_core::damo::{parse_kdamonds, Recorder};
 use damon_core::{damon_select_ops, Clock, Context, RealClock, SimOps, Target, VirtualClock};
 use damon_examples::cli::{
@@ -91,6 +97,9 @@ struct Args {
     /// Aggregation interval (µs).
     #[arg(long, value_name = "US")]
     aggr_us: Option<u64>,
+    /// Operations update interval (µs): how often a process's mappings are re-read.
+    #[arg(long, value_name = "US")]
+    ops_update_us: Option<u64>,
     /// Minimum number of regions.
     #[arg(long, value_name = "N")]
     min_nr_regions: Option<u32>,
@@ -246,7 +255,15 @@ fn build(args: &Args) -> Result<Setup, String> {
                 .into(),
         );
     };
+    if args.kdamonds.is_none() {
+        // damo's defaults: as the kernel's, but the layout of a process is
+        // re-read every second (not minute), so a command's new mappings show
+        ctx.attrs = damo_default_attrs();
+    }
     let a = &mut ctx.attrs;
+    if let Some(v) = args.ops_update_us {
+        a.ops_update_interval = v;
+    }
     if let Some(v) = args.sample_us {
         a.sample_interval = v;
     }

@@ -153,7 +153,11 @@ fn start_stop_races_keep_group_semantics() {
     assert_eq!(violations.load(Ordering::Relaxed), 0);
     assert!(started.load(Ordering::Relaxed) > 0);
     assert_eq!(damon_nr_running_ctxs(), 0);
-    assert_eq!(threads_eventually(threads_before), threads_before, "no worker thread leaked");
+    assert_eq!(
+        threads_eventually(threads_before),
+        threads_before,
+        "no worker thread leaked"
+    );
 }
 
 #[test]

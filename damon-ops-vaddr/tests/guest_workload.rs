@@ -49,22 +49,40 @@ fn start(config: &str) -> Option<Workload> {
     });
     let mut buf = None;
     while buf.is_none() {
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("region line");
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("region line");
         if let Some(rest) = line.strip_prefix("truth region ") {
-            let f = |k: &str| rest.split_whitespace().find_map(|w| w.strip_prefix(k)).map(hex).expect("field");
+            let f = |k: &str| {
+                rest.split_whitespace()
+                    .find_map(|w| w.strip_prefix(k))
+                    .map(hex)
+                    .expect("field")
+            };
             buf = Some(AddrRange::new(f("start="), f("end=")));
         }
     }
-    Some(Workload { child, pid, buf: buf.expect("set"), truth: rx })
+    Some(Workload {
+        child,
+        pid,
+        buf: buf.expect("set"),
+        truth: rx,
+    })
 }
 
 /// Waits for the truth line of phase `n` and returns its hot range.
 fn wait_phase(w: &Workload, n: u32) -> AddrRange {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let line = w.truth.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("phase line");
+        let line = w
+            .truth
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("phase line");
         if line.starts_with(&format!("truth phase={n} ")) {
-            let hot = line.split_whitespace().find_map(|f| f.strip_prefix("hot=")).expect("hot=");
+            let hot = line
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix("hot="))
+                .expect("hot=");
             let (s, e) = hot.split_once('-').expect("range");
             return AddrRange::new(hex(s), hex(e));
         }
@@ -73,14 +91,22 @@ fn wait_phase(w: &Workload, n: u32) -> AddrRange {
 
 /// (share of the hot range in regions with accesses, share of the buffer's
 /// cold bytes in regions with accesses), for the aggregation just finished.
-fn score(regions: &[Region], buf: AddrRange, hot: AddrRange, accessed: impl Fn(&Region) -> bool) -> (f64, f64) {
+fn score(
+    regions: &[Region],
+    buf: AddrRange,
+    hot: AddrRange,
+    accessed: impl Fn(&Region) -> bool,
+) -> (f64, f64) {
     let (mut hot_found, mut cold_reported) = (0u64, 0u64);
     for r in regions.iter().filter(|r| accessed(r)) {
         let h = r.ar.overlap(&hot);
         hot_found += h;
         cold_reported += r.ar.overlap(&buf) - h;
     }
-    (hot_found as f64 / hot.len() as f64, cold_reported as f64 / (buf.len() - hot.len()) as f64)
+    (
+        hot_found as f64 / hot.len() as f64,
+        cold_reported as f64 / (buf.len() - hot.len()) as f64,
+    )
 }
 
 fn vaddr_loop(pid: u64) -> Kdamond {
@@ -109,8 +135,13 @@ fn vaddr_follows_the_workload_phases() {
     if !testing::require_vaddr(name) {
         return;
     }
-    let Some(w) = start("region buf 64M nothp; phase 8s buf:0-16M:write; phase 20s buf:40M-56M:write") else {
-        assert!(!testing::in_vm_suite(), "DAMON_WORKLOAD_BIN must be set in the VM suite");
+    let Some(w) =
+        start("region buf 64M nothp; phase 8s buf:0-16M:write; phase 20s buf:40M-56M:write")
+    else {
+        assert!(
+            !testing::in_vm_suite(),
+            "DAMON_WORKLOAD_BIN must be set in the VM suite"
+        );
         return testing::skip(name, "DAMON_WORKLOAD_BIN not set");
     };
     let hot0 = wait_phase(&w, 0);
@@ -121,7 +152,9 @@ fn vaddr_follows_the_workload_phases() {
     while t0.elapsed() < Duration::from_secs(6) {
         step_aggregation(&mut kd);
         if t0.elapsed() > Duration::from_secs(3) {
-            let s = score(&kd.ctx().targets[0].regions, w.buf, hot0, |r| r.last_nr_accesses > 0);
+            let s = score(&kd.ctx().targets[0].regions, w.buf, hot0, |r| {
+                r.last_nr_accesses > 0
+            });
             if s.0 >= 0.8 && s.1 <= 0.1 {
                 best0 = s;
                 break;
@@ -129,30 +162,50 @@ fn vaddr_follows_the_workload_phases() {
             best0 = s;
         }
     }
-    eprintln!("phase 0: hot found {:.0}%, cold reported {:.1}%", best0.0 * 100.0, best0.1 * 100.0);
-    assert!(best0.0 >= 0.8 && best0.1 <= 0.1, "phase 0 not found: {best0:?}");
+    eprintln!(
+        "phase 0: hot found {:.0}%, cold reported {:.1}%",
+        best0.0 * 100.0,
+        best0.1 * 100.0
+    );
+    assert!(
+        best0.0 >= 0.8 && best0.1 <= 0.1,
+        "phase 0 not found: {best0:?}"
+    );
     let hot1 = wait_phase(&w, 1);
     let mut followed = None;
     for i in 1..=10 {
         step_aggregation(&mut kd);
-        let s = score(&kd.ctx().targets[0].regions, w.buf, hot1, |r| r.last_nr_accesses > 0);
-        eprintln!("after the change, aggregation {i}: hot found {:.0}%, cold reported {:.1}%", s.0 * 100.0, s.1 * 100.0);
+        let s = score(&kd.ctx().targets[0].regions, w.buf, hot1, |r| {
+            r.last_nr_accesses > 0
+        });
+        eprintln!(
+            "after the change, aggregation {i}: hot found {:.0}%, cold reported {:.1}%",
+            s.0 * 100.0,
+            s.1 * 100.0
+        );
         if s.0 >= 0.8 && s.1 <= 0.1 {
             followed = Some(i);
             break;
         }
     }
-    assert!(followed.is_some(), "did not follow the phase change within 10 aggregations");
+    assert!(
+        followed.is_some(),
+        "did not follow the phase change within 10 aggregations"
+    );
 }
 
 const ADMIN: &str = "/sys/kernel/mm/damon/admin";
 
 fn kwrite(path: &str, v: &str) {
-    std::fs::write(format!("{ADMIN}/{path}"), v).unwrap_or_else(|e| panic!("write {v:?} to {path}: {e}"));
+    std::fs::write(format!("{ADMIN}/{path}"), v)
+        .unwrap_or_else(|e| panic!("write {v:?} to {path}: {e}"));
 }
 
 fn kread(path: &str) -> String {
-    std::fs::read_to_string(format!("{ADMIN}/{path}")).unwrap_or_else(|e| panic!("read {path}: {e}")).trim().to_string()
+    std::fs::read_to_string(format!("{ADMIN}/{path}"))
+        .unwrap_or_else(|e| panic!("read {path}: {e}"))
+        .trim()
+        .to_string()
 }
 
 struct KernelDamonOff;
@@ -179,8 +232,14 @@ fn kernel_damon_regions(pid: u64, secs: u64) -> Vec<(AddrRange, u32)> {
     kwrite(&format!("{s}/action"), "stat");
     // access pattern ranges default to 0..0: open them all
     kwrite(&format!("{s}/access_pattern/sz/max"), &u64::MAX.to_string());
-    kwrite(&format!("{s}/access_pattern/nr_accesses/max"), &u32::MAX.to_string());
-    kwrite(&format!("{s}/access_pattern/age/max"), &u32::MAX.to_string());
+    kwrite(
+        &format!("{s}/access_pattern/nr_accesses/max"),
+        &u32::MAX.to_string(),
+    );
+    kwrite(
+        &format!("{s}/access_pattern/age/max"),
+        &u32::MAX.to_string(),
+    );
     kwrite("kdamonds/0/state", "on");
     std::thread::sleep(Duration::from_secs(secs));
     kwrite("kdamonds/0/state", "update_schemes_tried_regions");
@@ -191,7 +250,10 @@ fn kernel_damon_regions(pid: u64, secs: u64) -> Vec<(AddrRange, u32)> {
             break;
         }
         let n = |f: &str| kread(&format!("{r}/{f}")).parse::<u64>().expect("number");
-        out.push((AddrRange::new(n("start"), n("end")), n("nr_accesses") as u32));
+        out.push((
+            AddrRange::new(n("start"), n("end")),
+            n("nr_accesses") as u32,
+        ));
     }
     out
 }
@@ -207,11 +269,17 @@ fn kernel_damon_and_ours_agree_on_the_hot_range() {
     }
     let ops = std::fs::read_to_string(format!("{ADMIN}/kdamonds/nr_kdamonds"));
     if ops.is_err() {
-        assert!(!testing::in_vm_suite(), "the guest kernel must have CONFIG_DAMON_SYSFS");
+        assert!(
+            !testing::in_vm_suite(),
+            "the guest kernel must have CONFIG_DAMON_SYSFS"
+        );
         return testing::skip(name, "no DAMON sysfs interface (CONFIG_DAMON_SYSFS)");
     }
     let Some(w) = start("region buf 64M nothp; phase 60s buf:0-16M:write") else {
-        assert!(!testing::in_vm_suite(), "DAMON_WORKLOAD_BIN must be set in the VM suite");
+        assert!(
+            !testing::in_vm_suite(),
+            "DAMON_WORKLOAD_BIN must be set in the VM suite"
+        );
         return testing::skip(name, "DAMON_WORKLOAD_BIN not set");
     };
     let hot = wait_phase(&w, 0);
@@ -222,7 +290,11 @@ fn kernel_damon_and_ours_agree_on_the_hot_range() {
     for _ in 0..60 {
         step_aggregation(&mut kd);
     }
-    let ours: Vec<(AddrRange, u32)> = kd.ctx().targets[0].regions.iter().map(|r| (r.ar, r.last_nr_accesses)).collect();
+    let ours: Vec<(AddrRange, u32)> = kd.ctx().targets[0]
+        .regions
+        .iter()
+        .map(|r| (r.ar, r.last_nr_accesses))
+        .collect();
     let print = |who: &str, rs: &[(AddrRange, u32)]| {
         eprintln!("{who}: {} regions", rs.len());
         for (r, n) in rs.iter().filter(|(r, _)| r.intersects(&w.buf)) {
@@ -232,11 +304,23 @@ fn kernel_damon_and_ours_agree_on_the_hot_range() {
     print("kernel DAMON", &theirs);
     print("user-space DAMON", &ours);
     let found = |rs: &[(AddrRange, u32)]| -> f64 {
-        rs.iter().filter(|(_, n)| *n > 0).map(|(r, _)| r.overlap(&hot)).sum::<u64>() as f64 / hot.len() as f64
+        rs.iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, _)| r.overlap(&hot))
+            .sum::<u64>() as f64
+            / hot.len() as f64
     };
     let (k, u) = (found(&theirs), found(&ours));
-    eprintln!("hot range {hot}: kernel finds {:.0}%, we find {:.0}%", k * 100.0, u * 100.0);
+    eprintln!(
+        "hot range {hot}: kernel finds {:.0}%, we find {:.0}%",
+        k * 100.0,
+        u * 100.0
+    );
     assert!(!theirs.is_empty(), "the kernel reported no region");
-    assert!(k >= 0.8, "kernel DAMON found only {:.0}% of the hot range", k * 100.0);
+    assert!(
+        k >= 0.8,
+        "kernel DAMON found only {:.0}% of the hot range",
+        k * 100.0
+    );
     assert!(u >= 0.8, "we found only {:.0}% of the hot range", u * 100.0);
 }

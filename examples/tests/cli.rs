@@ -84,7 +84,13 @@ fn a_frame_has_a_header_and_one_row_per_region() {
         ],
     ]);
     let labels = vec!["pid 42".to_string()];
-    let frame = cli::render_frame("monitor: test", 2_500_000, &[rec.clone()], &labels, 20);
+    let frame = cli::render_frame(
+        "monitor: test",
+        2_500_000,
+        std::slice::from_ref(&rec),
+        &labels,
+        20,
+    );
     let lines: Vec<&str> = frame.lines().collect();
     assert_eq!(
         lines[0],

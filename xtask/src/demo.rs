@@ -26,7 +26,8 @@ otherwise in the guest kernel of `cargo xtask vm-test` (--guest forces it).
 ";
 
 /// The workload: what is hot changes over time, so the display moves.
-const WORKLOAD: &str = "region buf 64M nothp; phase 6s buf:0-16M:write; phase 6s buf:40M-56M:write; phase 4s; loop";
+const WORKLOAD: &str =
+    "region buf 64M nothp; phase 6s buf:0-16M:write; phase 6s buf:40M-56M:write; phase 4s; loop";
 
 fn capable_host() -> bool {
     Path::new("/sys/kernel/mm/page_idle/bitmap").exists() && rustix_free_euid() == 0
@@ -35,7 +36,12 @@ fn capable_host() -> bool {
 fn rustix_free_euid() -> u32 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|v| v.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(u32::MAX)
 }
 
@@ -52,17 +58,33 @@ pub fn main(args: Vec<String>) -> Result<ExitCode> {
             }
             "--seconds" => {
                 let v = it.next().context("--seconds needs a value")?;
-                seconds = v.parse().with_context(|| format!("--seconds: {v:?} is not a number"))?;
+                seconds = v
+                    .parse()
+                    .with_context(|| format!("--seconds: {v:?} is not a number"))?;
             }
             "--guest" => force_guest = true,
             other => bail!("unknown option {other:?}\n\n{HELP}"),
         }
     }
     let root = crate::workspace_root();
-    let monitor_args = vec!["--duration".to_owned(), seconds.to_string(), "--refresh-ms".to_owned(), "1000".to_owned()];
+    let monitor_args = vec![
+        "--duration".to_owned(),
+        seconds.to_string(),
+        "--refresh-ms".to_owned(),
+        "1000".to_owned(),
+    ];
     if capable_host() && !force_guest {
-        eprintln!("xtask demo: this kernel has idle page tracking and we are root: running natively");
-        process::run(Command::new(crate::cargo()).current_dir(&root).args(["build", "--release", "--example", "workload", "--example", "monitor"]))?;
+        eprintln!(
+            "xtask demo: this kernel has idle page tracking and we are root: running natively"
+        );
+        process::run(Command::new(crate::cargo()).current_dir(&root).args([
+            "build",
+            "--release",
+            "--example",
+            "workload",
+            "--example",
+            "monitor",
+        ]))?;
         let ex = root.join("target/release/examples");
         let status = process::status(
             Command::new(ex.join("monitor"))
@@ -71,7 +93,11 @@ pub fn main(args: Vec<String>) -> Result<ExitCode> {
                 .arg(ex.join("workload"))
                 .args(["--config-str", WORKLOAD]),
         )?;
-        return Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        return Ok(if status.success() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
     eprintln!(
         "xtask demo: this kernel has no idle page tracking (CONFIG_IDLE_PAGE_TRACKING) or we are not root:\n\
@@ -102,7 +128,11 @@ pub fn main(args: Vec<String>) -> Result<ExitCode> {
         }
     })?;
     if !done || !monitor_ok {
-        bail!("the guest demo did not complete ({:?}); serial log: {}", run.ending, vm_dir.join("serial.log").display());
+        bail!(
+            "the guest demo did not complete ({:?}); serial log: {}",
+            run.ending,
+            vm_dir.join("serial.log").display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -114,7 +144,18 @@ fn build_static(root: &Path) -> Result<(PathBuf, PathBuf)> {
     cmd.current_dir(root)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .env("CARGO_TARGET_DIR", root.join("target/vm"))
-        .args(["build", "--release", "--target", target, "-p", "damon-examples", "--example", "monitor", "--example", "workload"]);
+        .args([
+            "build",
+            "--release",
+            "--target",
+            target,
+            "-p",
+            "damon-examples",
+            "--example",
+            "monitor",
+            "--example",
+            "workload",
+        ]);
     process::run(&mut cmd)?;
     let dir = root.join("target/vm").join(target).join("release/examples");
     let (m, w) = (dir.join("monitor"), dir.join("workload"));
@@ -126,7 +167,13 @@ fn build_static(root: &Path) -> Result<(PathBuf, PathBuf)> {
     Ok((m, w))
 }
 
-fn pack(root: &Path, vm_dir: &Path, monitor: &Path, workload: &Path, monitor_args: &[String]) -> Result<PathBuf> {
+fn pack(
+    root: &Path,
+    vm_dir: &Path,
+    monitor: &Path,
+    workload: &Path,
+    monitor_args: &[String],
+) -> Result<PathBuf> {
     let rootfs = vm_dir.join("rootfs");
     if rootfs.exists() {
         std::fs::remove_dir_all(&rootfs)?;

@@ -33,7 +33,9 @@ pub fn main(args: Vec<String>) -> Result<ExitCode> {
             }
             "--seconds" => {
                 let v = it.next().context("--seconds needs a value")?;
-                seconds = v.parse().with_context(|| format!("--seconds: {v:?} is not a number"))?;
+                seconds = v
+                    .parse()
+                    .with_context(|| format!("--seconds: {v:?} is not a number"))?;
             }
             t if !t.starts_with('-') => targets.push(t.to_owned()),
             other => bail!("unknown option {other:?}\n\n{HELP}"),
@@ -45,7 +47,11 @@ pub fn main(args: Vec<String>) -> Result<ExitCode> {
         let mut names: Vec<String> = std::fs::read_dir(fuzz_dir.join("fuzz_targets"))
             .context("reading fuzz/fuzz_targets")?
             .filter_map(|e| e.ok())
-            .filter_map(|e| e.path().file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .filter_map(|e| {
+                e.path()
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+            })
             .collect();
         names.sort();
         targets = names;
@@ -68,7 +74,10 @@ pub fn main(args: Vec<String>) -> Result<ExitCode> {
             .arg("--")
             .arg(format!("-max_total_time={seconds}"));
         let status = process::status(&mut cmd)?;
-        let new: Vec<_> = list(&artifacts).into_iter().filter(|p| !before.contains(p)).collect();
+        let new: Vec<_> = list(&artifacts)
+            .into_iter()
+            .filter(|p| !before.contains(p))
+            .collect();
         if !status.success() || !new.is_empty() {
             let keep = fuzz_dir.join("regressions").join(t);
             std::fs::create_dir_all(&keep)?;
@@ -80,16 +89,35 @@ pub fn main(args: Vec<String>) -> Result<ExitCode> {
             crashed.push(t.clone());
         }
     }
-    println!("fuzz: {} targets run for {seconds} s each, {} crashed{}", targets.len(), crashed.len(), if crashed.is_empty() { String::new() } else { format!(": {}", crashed.join(", ")) });
-    Ok(if crashed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    println!(
+        "fuzz: {} targets run for {seconds} s each, {} crashed{}",
+        targets.len(),
+        crashed.len(),
+        if crashed.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", crashed.join(", "))
+        }
+    );
+    Ok(if crashed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn list(dir: &Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default()
+    std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default()
 }
 
 fn ensure_cargo_fuzz() -> Result<()> {
-    let ok = Command::new(crate::cargo()).args(["fuzz", "--version"]).output().map(|o| o.status.success()).unwrap_or(false);
+    let ok = Command::new(crate::cargo())
+        .args(["fuzz", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !ok {
         eprintln!("xtask fuzz: installing cargo-fuzz (a few minutes, once)");
         process::run(Command::new(crate::cargo()).args(["install", "cargo-fuzz", "--locked"]))?;

@@ -164,9 +164,10 @@ mod tests {
     }
 
     #[test]
-    fn two_cpus_and_two_numa_nodes_with_memory() {
-        guest_only!("two_cpus_and_two_numa_nodes_with_memory");
-        assert_eq!(read("/sys/devices/system/cpu/online").trim(), "0-1");
+    fn one_cpu_and_two_numa_nodes_with_memory() {
+        guest_only!("one_cpu_and_two_numa_nodes_with_memory");
+        // one vCPU on purpose (see xtask/src/qemu.rs); node 1 is memory-only
+        assert_eq!(read("/sys/devices/system/cpu/online").trim(), "0");
         assert_eq!(read("/sys/devices/system/node/has_memory").trim(), "0-1");
         assert!(Path::new("/sys/devices/system/memory/block_size_bytes").exists());
     }
