@@ -37,6 +37,15 @@
 //!
 //! On a real machine use [`PaddrOps::new`], which needs root and a kernel
 //! with `CONFIG_IDLE_PAGE_TRACKING`, or [`register`] and select `"paddr"`.
+//!
+//! # Privileges
+//!
+//! * the page_idle bitmap is mode 0600 and `/proc/kpageflags` 0400: root
+//!   (or `CAP_SYS_ADMIN` with file access) — checked by [`probe`] up front,
+//!   with an error naming the file and the missing privilege;
+//! * `/proc/iomem` shows zeroed addresses to non-root readers (detected);
+//! * `paddr` acts only through `stat`: other actions on physical memory need
+//!   the kernel's reverse map and are refused when a scheme is installed.
 #![deny(unsafe_code)]
 
 pub mod coalesce;

@@ -32,6 +32,20 @@
 //! ctx.targets.push(damon_core::Target::new(std::process::id() as u64));
 //! let handles = damon_core::damon_start(vec![ctx], false).unwrap();
 //! ```
+//!
+//! # Privileges and safety
+//!
+//! * Monitoring: PFNs in `/proc/PID/pagemap` need `CAP_SYS_ADMIN`, the
+//!   page_idle bitmap root, and another process's files ptrace read access
+//!   (same user or `CAP_SYS_PTRACE`). Missing ones are reported up front by
+//!   the probe and at open time (`PermissionDenied` names the file and the
+//!   privilege).
+//! * Acting (DAMOS) on another process uses `process_madvise` on its pidfd:
+//!   `CAP_SYS_NICE` and ptrace read access, checked when a scheme is
+//!   installed. The calling process itself is advised with `madvise`.
+//! * A target is pinned by a pidfd opened once, with its `/proc` files, and
+//!   re-validated after opening; every action goes through that pidfd, so a
+//!   recycled pid is never monitored nor acted on.
 #![deny(unsafe_code)]
 
 pub mod actions;
