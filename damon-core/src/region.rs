@@ -100,8 +100,8 @@ impl Region {
     }
 }
 
-/// Rounds `x` down to a multiple of `align` (a power of two, or any non-zero value).
-pub(crate) const fn align_down(x: u64, align: u64) -> u64 {
+/// Rounds `x` down to a multiple of `align` (`ALIGN_DOWN`; 0 or 1 = no alignment).
+pub const fn align_down(x: u64, align: u64) -> u64 {
     if align <= 1 {
         x
     } else {
@@ -109,8 +109,9 @@ pub(crate) const fn align_down(x: u64, align: u64) -> u64 {
     }
 }
 
-/// Rounds `x` up to a multiple of `align`, saturating at the top of the space.
-pub(crate) const fn align_up(x: u64, align: u64) -> u64 {
+/// Rounds `x` up to a multiple of `align` (`ALIGN`), saturating at the top
+/// of the space (0 or 1 = no alignment).
+pub const fn align_up(x: u64, align: u64) -> u64 {
     if align <= 1 {
         x
     } else {

@@ -26,6 +26,22 @@ fn attrs() -> Attrs {
     Attrs::default()
 }
 
+/// The backend's `init` on `targets` (opens their files, builds regions).
+fn init(ops: &mut VaddrOps, targets: &mut [Target]) {
+    let a = attrs();
+    let mut rng = Rng::new(1);
+    ops.init(&mut OpsCtx {
+        attrs: &a,
+        min_region_sz: 4096,
+        addr_unit: 1,
+        passed_sample_intervals: 0,
+        now_us: 0,
+        rng: &mut rng,
+        targets,
+    })
+    .unwrap();
+}
+
 fn any() -> AccessPattern {
     AccessPattern::default()
 }
@@ -45,18 +61,8 @@ fn cold_on_a_child_reports_the_bytes_the_kernel_advised() {
     let buf = AddrRange::new(w.addr, w.addr + w.len);
     let mut ops = fake_ops();
     let mut targets = vec![Target::with_ranges(w.pid, &[buf])];
-    let mut rng = Rng::new(1);
     let a = attrs();
-    ops.init(&mut OpsCtx {
-        attrs: &a,
-        min_region_sz: 4096,
-        addr_unit: 1,
-        passed_sample_intervals: 0,
-        now_us: 0,
-        rng: &mut rng,
-        targets: &mut targets,
-    })
-    .unwrap();
+    init(&mut ops, &mut targets);
     let scheme = Scheme::new(any(), Action::Cold);
     ops.check_scheme(&scheme, &targets).unwrap();
     // a region with a hole: the buffer plus 1 MiB past its end (unmapped
@@ -77,18 +83,8 @@ fn skip_anon_filter_passes_only_file_backed_pages() {
     let w = common::spawn_workload(16 << 20, 4 << 20, 30_000);
     let mut ops = fake_ops();
     let mut targets = vec![Target::new(w.pid)];
-    let mut rng = Rng::new(1);
     let a = attrs();
-    ops.init(&mut OpsCtx {
-        attrs: &a,
-        min_region_sz: 4096,
-        addr_unit: 1,
-        passed_sample_intervals: 0,
-        now_us: 0,
-        rng: &mut rng,
-        targets: &mut targets,
-    })
-    .unwrap();
+    init(&mut ops, &mut targets);
     let mut scheme = Scheme::new(any(), Action::Stat);
     scheme.filters.push(Filter {
         kind: FilterKind::Anon,
@@ -124,18 +120,8 @@ fn action_on_an_exited_process_is_a_clear_error() {
     let mut w = common::spawn_workload(8 << 20, 1 << 20, 30_000);
     let mut ops = fake_ops();
     let mut targets = vec![Target::new(w.pid)];
-    let mut rng = Rng::new(1);
     let a = attrs();
-    ops.init(&mut OpsCtx {
-        attrs: &a,
-        min_region_sz: 4096,
-        addr_unit: 1,
-        passed_sample_intervals: 0,
-        now_us: 0,
-        rng: &mut rng,
-        targets: &mut targets,
-    })
-    .unwrap();
+    init(&mut ops, &mut targets);
     w.child.kill().unwrap();
     w.child.wait().unwrap();
     let e = ops
@@ -201,18 +187,8 @@ fn own_process_takes_hugepage_through_madvise() {
         me,
         &[AddrRange::new(m.addr(), m.addr() + m.len() as u64)],
     )];
-    let mut rng = Rng::new(1);
     let a = attrs();
-    ops.init(&mut OpsCtx {
-        attrs: &a,
-        min_region_sz: 4096,
-        addr_unit: 1,
-        passed_sample_intervals: 0,
-        now_us: 0,
-        rng: &mut rng,
-        targets: &mut targets,
-    })
-    .unwrap();
+    init(&mut ops, &mut targets);
     let r = Region::new(m.addr(), m.addr() + m.len() as u64);
     for action in [
         Action::Hugepage,
@@ -352,18 +328,8 @@ fn collapse_action_changes_anon_huge_pages() {
     let mut ops = VaddrOps::new().unwrap();
     let range = AddrRange::new(m.addr(), m.addr() + len as u64);
     let mut targets = vec![Target::with_ranges(me, &[range])];
-    let mut rng = Rng::new(1);
     let a = attrs();
-    ops.init(&mut OpsCtx {
-        attrs: &a,
-        min_region_sz: 4096,
-        addr_unit: 1,
-        passed_sample_intervals: 0,
-        now_us: 0,
-        rng: &mut rng,
-        targets: &mut targets,
-    })
-    .unwrap();
+    init(&mut ops, &mut targets);
     let out = ops
         .apply_scheme(
             &a,

@@ -9,6 +9,7 @@ use crate::tried::{Shared, TriedRegion};
 use crate::wmarks::{wmark_wait_us, WmarkState};
 use damon_core::adapt::split_region_at;
 use damon_core::damos::{Action, FilterKind, Scheme, DAMOS_MAX_SCORE};
+use damon_core::region::align_down;
 use damon_core::{Attrs, DamosEngine, DamosEnv, Operations, OpsError, Region};
 use std::sync::Arc;
 
@@ -498,13 +499,5 @@ impl Damos {
         }
         stat.sz_applied += applied;
         stat.sz_ops_filter_passed += passed_filters;
-    }
-}
-
-fn align_down(x: u64, a: u64) -> u64 {
-    if a <= 1 {
-        x
-    } else {
-        x - x % a
     }
 }

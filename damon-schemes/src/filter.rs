@@ -3,6 +3,7 @@
 
 use damon_core::adapt::split_region_at;
 use damon_core::damos::{Filter, FilterKind, Scheme};
+use damon_core::region::align_down;
 use damon_core::Region;
 
 /// `damos_filters_default_reject` over one group: memory no filter of the
@@ -23,14 +24,6 @@ pub fn default_reject(s: &Scheme) -> (bool, bool) {
     };
     let ops = group_default_reject(s.filters.iter().filter(|f| !f.kind.is_core()));
     (core, ops)
-}
-
-fn align_down(x: u64, a: u64) -> u64 {
-    if a <= 1 {
-        x
-    } else {
-        x - x % a
-    }
 }
 
 /// `damos_filter_match` for a core filter on `regions[idx]` of target
