@@ -13,6 +13,7 @@
 
 mod apt;
 mod demo;
+mod deps;
 mod fuzz;
 mod guest_build;
 mod initramfs;

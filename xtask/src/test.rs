@@ -1,7 +1,8 @@
 //! `cargo xtask test`: everything a change has to pass, in one command.
 //!
 //! Stages: host tests (`cargo test --workspace`), `cargo fmt --check`,
-//! `cargo clippy -D warnings`, `cargo doc` with `-Dwarnings`, then the VM
+//! `cargo clippy -D warnings`, `cargo doc` with `-Dwarnings`, dependency
+//! hygiene ([`crate::deps`]: licenses, duplicate versions), then the VM
 //! suite ([`crate::vm_test`]). Every stage runs even if an earlier
 //! one failed. The last line is `total: N passed, M failed`.
 
@@ -85,6 +86,13 @@ pub fn main(args: Vec<String>) -> Result<ExitCode> {
             "--no-deps",
             "--workspace",
         ]))
+    }));
+    stages.push(timed("deps", || match crate::deps::check(&root) {
+        Ok(ok) => ok,
+        Err(e) => {
+            eprintln!("xtask: deps: {e:#}");
+            false
+        }
     }));
     if !no_vm {
         let t = Instant::now();
