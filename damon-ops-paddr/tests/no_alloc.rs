@@ -5,17 +5,25 @@ use damon_core::{AddrRange, Attrs, Operations, OpsCtx, Rng, Target};
 use damon_ops_paddr::fake::FakePhysMem;
 use damon_ops_paddr::{PaddrOps, PaddrRegions};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 struct Counting;
 static COUNT: AtomicU64 = AtomicU64::new(0);
-static ON: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    // Only the measuring thread counts: the test harness's other threads
+    // may allocate at any moment.
+    static ON: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn counting() -> bool {
+    ON.try_with(|c| c.get()).unwrap_or(false)
+}
 
 // SAFETY: forwards to the system allocator unchanged; only counts.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if ON.load(Ordering::Relaxed) {
+        if counting() {
             COUNT.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: same contract as the caller's.
@@ -26,7 +34,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if ON.load(Ordering::Relaxed) {
+        if counting() {
             COUNT.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: same contract as the caller's.
@@ -64,12 +72,12 @@ fn paddr_samples_without_allocating() {
         ops.prepare_access_checks(&mut ctx).unwrap();
         ops.check_accesses(&mut ctx).unwrap();
     }
-    ON.store(true, Ordering::SeqCst);
+    ON.with(|c| c.set(true));
     for _ in 0..100 {
         ops.prepare_access_checks(&mut ctx).unwrap();
         ops.check_accesses(&mut ctx).unwrap();
     }
-    ON.store(false, Ordering::SeqCst);
+    ON.with(|c| c.set(false));
     assert_eq!(
         COUNT.load(Ordering::SeqCst),
         0,
