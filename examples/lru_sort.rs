@@ -56,14 +56,13 @@
 
 #![deny(unsafe_code)]
 
-use clap::error::ErrorKind;
+#[path = "daemon.rs"]
+mod daemon;
+
 use clap::{CommandFactory as _, Parser};
-use damon_examples::cli::{self, parse_secs};
+use damon_examples::cli;
 use damon_schemes::presets::LruSortParams;
-use damon_schemes::{ProcMetrics, SimMetrics, SystemMetrics};
-use std::io::Write as _;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 fn defaults() -> LruSortParams {
     LruSortParams::default()
@@ -78,34 +77,8 @@ fn defaults() -> LruSortParams {
     after_help = format!("Targets: --pid PID (repeatable) and/or -- COMMAND [ARGS...], or --sim SPEC.\n{}", cli::SIM_SPEC_HELP)
 )]
 struct Args {
-    /// A process to act on (repeatable).
-    #[arg(long, value_name = "PID", conflicts_with = "sim")]
-    pid: Vec<u32>,
-    /// A command to start and act on; the daemon stops when every target exited.
-    #[arg(last = true, value_name = "COMMAND", conflicts_with = "sim")]
-    command: Vec<String>,
-    /// Act on a simulated address space with scripted metrics (no root needed).
-    #[arg(long, value_name = "SPEC")]
-    sim: Option<String>,
-    /// Simulation: free memory rate (per mille) the watermarks see
-    /// [default: halfway between --wmarks-low and --wmarks-mid].
-    #[arg(long, value_name = "PERMIL", requires = "sim",
-          value_parser = clap::value_parser!(u64).range(0..=1000))]
-    free_mem_rate: Option<u64>,
-    /// Simulation: run on virtual time, as fast as possible.
-    #[arg(long, requires = "sim")]
-    virtual_time: bool,
-    /// RNG seed.
-    #[arg(long, value_name = "N")]
-    seed: Option<u64>,
-    /// Time between two statistics reports (ms).
-    #[arg(long, default_value_t = 1000, value_name = "MS",
-          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
-    interval_ms: u64,
-    /// Stop after this many seconds (default: at Ctrl-C or when every target
-    /// exited; 10 with --virtual-time).
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
-    duration: Option<f64>,
+    #[command(flatten)]
+    daemon: daemon::DaemonArgs,
 
     /// Hot threshold: access frequency, per mille of the maximum.
     #[arg(long, value_name = "PERMIL", default_value_t = defaults().hot_thres_access_freq)]
@@ -176,68 +149,16 @@ impl Args {
     }
 }
 
-/// The Ctrl-C / SIGTERM flag; a second signal exits at once.
-fn interrupt_flag() -> &'static AtomicBool {
-    static FLAG: AtomicBool = AtomicBool::new(false);
-    let _ = ctrlc::set_handler(|| {
-        if FLAG.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    });
-    &FLAG
-}
-
-fn emit(text: &str) -> bool {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .is_ok()
-}
-
-fn run(args: &Args) -> Result<(), String> {
-    let interrupt = interrupt_flag();
+fn main() -> ExitCode {
+    let args = Args::try_parse().unwrap_or_else(|e| e.exit());
     let p = args.params();
-    // check the parameters before starting anything
-    let mut check = damon_core::Context::new();
-    check.attrs = p.attrs();
-    check.schemes = p.schemes();
-    check.validate().map_err(|e| e.to_string())?;
-    let (mut ctx, mut command, what) = match &args.sim {
-        Some(spec) => {
-            let (ctx, what) = cli::sim_context(spec, args.seed)?;
-            (ctx, None, what)
-        }
-        None => cli::process_context(&args.pid, &args.command)?,
-    };
-    ctx.attrs = check.attrs;
-    ctx.schemes = check.schemes.clone();
-    if args.sim.is_none() {
-        ctx.seed = args.seed;
-    }
-    let stepped = args.virtual_time;
-    if stepped {
-        ctx.clock = Some(std::sync::Arc::new(damon_core::VirtualClock::new()));
-    }
-    let (control, free_mem_rate): (_, Box<dyn FnMut() -> Option<u64>>) = if args.sim.is_some() {
-        let rate = args
-            .free_mem_rate
-            .unwrap_or_else(|| cli::default_sim_free_rate(p.wmarks_low, p.wmarks_mid));
-        let metrics = SimMetrics::new();
-        metrics.set(|v| v.free_mem_rate = rate);
-        let control = damon_schemes::install(&mut ctx, metrics.clone());
-        let mut m = metrics;
-        (control, Box::new(move || m.free_mem_rate().ok()))
-    } else {
-        let control = damon_schemes::install(&mut ctx, ProcMetrics);
-        (control, Box::new(|| ProcMetrics.free_mem_rate().ok()))
-    };
-    let hot = &check.schemes[0].pattern;
-    emit(&format!(
-        "lru_sort: on {what}: willneed for memory accessed in at least {} of {} samples per \
-         aggregation, cold for memory idle for at least {}; quota {} ms per {} ms; \
-         watermarks (free memory per mille) high {} mid {} low {}, checked every {}\n",
-        hot.min_nr_accesses,
-        check.attrs.max_nr_accesses(),
+    let (attrs, schemes) = (p.attrs(), p.schemes());
+    let banner = format!(
+        "willneed for memory accessed in at least {} of {} samples per aggregation, cold for memory idle \
+         for at least {}; quota {} ms per {} ms; watermarks (free memory per mille) high {} mid {} low {}, \
+         checked every {}",
+        schemes[0].pattern.min_nr_accesses,
+        attrs.max_nr_accesses(),
         cli::time_us(p.cold_min_age),
         p.quota_ms,
         p.quota_reset_interval_ms,
@@ -245,58 +166,14 @@ fn run(args: &Args) -> Result<(), String> {
         p.wmarks_mid,
         p.wmarks_low,
         cli::time_us(p.wmarks_interval),
-    ));
-    let status_control = control.clone();
-    let opts = cli::SchemesRun {
+    );
+    let preset = daemon::Preset {
         name: "lru_sort",
         labels: &["hot: willneed", "cold: cold"],
-        stepped,
-        interval_us: args.interval_ms * 1000,
-        duration_us: args
-            .duration
-            .or(stepped.then_some(10.0))
-            .map(|s| (s * 1e6) as u64),
-        interrupt,
-        status: Box::new(move || {
-            status_control
-                .status()
-                .iter()
-                .map(|s| (s.esz, s.activated))
-                .collect()
-        }),
-        free_mem_rate,
+        attrs,
+        schemes,
+        wmarks_low_mid: (p.wmarks_low, p.wmarks_mid),
+        banner: Box::new(move |what| format!("lru_sort: on {what}: {banner}")),
     };
-    let (stop, elapsed) = cli::run_schemes(ctx, opts, &mut emit)?;
-    let mut ended = format!("lru_sort: stopped after {}: {stop}", cli::time_us(elapsed));
-    if let Some(cmd) = command.as_mut() {
-        ended.push_str(&cli::end_command(cmd, &stop));
-    }
-    emit(&format!("{ended}\n"));
-    match stop.failure() {
-        Some(r) => Err(format!("failed: {r}")),
-        None => Ok(()),
-    }
-}
-
-fn main() -> ExitCode {
-    let args = match Args::try_parse() {
-        Ok(a) => a,
-        Err(e) => e.exit(),
-    };
-    // clap drops `requires` when a conflicting argument is given
-    if args.sim.is_none() && (args.free_mem_rate.is_some() || args.virtual_time) {
-        Args::command()
-            .error(
-                ErrorKind::MissingRequiredArgument,
-                "--free-mem-rate and --virtual-time need --sim",
-            )
-            .exit();
-    }
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("lru_sort: {e}");
-            ExitCode::from(1)
-        }
-    }
+    daemon::main(Args::command(), &args.daemon, preset)
 }

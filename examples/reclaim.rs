@@ -51,14 +51,13 @@
 
 #![deny(unsafe_code)]
 
-use clap::error::ErrorKind;
+#[path = "daemon.rs"]
+mod daemon;
+
 use clap::{CommandFactory as _, Parser};
-use damon_examples::cli::{self, parse_bytes, parse_secs};
+use damon_examples::cli::{self, parse_bytes};
 use damon_schemes::presets::ReclaimParams;
-use damon_schemes::{ProcMetrics, SimMetrics, SystemMetrics};
-use std::io::Write as _;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 fn defaults() -> ReclaimParams {
     ReclaimParams::default()
@@ -72,34 +71,8 @@ fn defaults() -> ReclaimParams {
     after_help = format!("Targets: --pid PID (repeatable) and/or -- COMMAND [ARGS...], or --sim SPEC.\n{}", cli::SIM_SPEC_HELP)
 )]
 struct Args {
-    /// A process to act on (repeatable).
-    #[arg(long, value_name = "PID", conflicts_with = "sim")]
-    pid: Vec<u32>,
-    /// A command to start and act on; the daemon stops when every target exited.
-    #[arg(last = true, value_name = "COMMAND", conflicts_with = "sim")]
-    command: Vec<String>,
-    /// Act on a simulated address space with scripted metrics (no root needed).
-    #[arg(long, value_name = "SPEC")]
-    sim: Option<String>,
-    /// Simulation: free memory rate (per mille) the watermarks see
-    /// [default: halfway between --wmarks-low and --wmarks-mid].
-    #[arg(long, value_name = "PERMIL", requires = "sim",
-          value_parser = clap::value_parser!(u64).range(0..=1000))]
-    free_mem_rate: Option<u64>,
-    /// Simulation: run on virtual time, as fast as possible.
-    #[arg(long, requires = "sim")]
-    virtual_time: bool,
-    /// RNG seed.
-    #[arg(long, value_name = "N")]
-    seed: Option<u64>,
-    /// Time between two statistics reports (ms).
-    #[arg(long, default_value_t = 1000, value_name = "MS",
-          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
-    interval_ms: u64,
-    /// Stop after this many seconds (default: at Ctrl-C or when every target
-    /// exited; 10 with --virtual-time).
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
-    duration: Option<f64>,
+    #[command(flatten)]
+    daemon: daemon::DaemonArgs,
 
     /// Memory idle at least this long (µs) is paged out.
     #[arg(long, value_name = "US", default_value_t = defaults().min_age)]
@@ -174,66 +147,11 @@ impl Args {
     }
 }
 
-/// The Ctrl-C / SIGTERM flag; a second signal exits at once.
-fn interrupt_flag() -> &'static AtomicBool {
-    static FLAG: AtomicBool = AtomicBool::new(false);
-    let _ = ctrlc::set_handler(|| {
-        if FLAG.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    });
-    &FLAG
-}
-
-fn emit(text: &str) -> bool {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .is_ok()
-}
-
-fn run(args: &Args) -> Result<(), String> {
-    let interrupt = interrupt_flag();
+fn main() -> ExitCode {
+    let args = Args::try_parse().unwrap_or_else(|e| e.exit());
     let p = args.params();
-    let scheme = p.scheme();
-    // check the parameters before starting anything
-    let mut check = damon_core::Context::new();
-    check.attrs = p.attrs();
-    check.schemes = vec![scheme.clone()];
-    check.validate().map_err(|e| e.to_string())?;
-    let (mut ctx, mut command, what) = match &args.sim {
-        Some(spec) => {
-            let (ctx, what) = cli::sim_context(spec, args.seed)?;
-            (ctx, None, what)
-        }
-        None => cli::process_context(&args.pid, &args.command)?,
-    };
-    ctx.attrs = check.attrs;
-    ctx.schemes = check.schemes;
-    if args.sim.is_none() {
-        ctx.seed = args.seed;
-    }
-    let stepped = args.virtual_time;
-    if stepped {
-        ctx.clock = Some(std::sync::Arc::new(damon_core::VirtualClock::new()));
-    }
-    let (control, free_mem_rate): (_, Box<dyn FnMut() -> Option<u64>>) = if args.sim.is_some() {
-        let rate = args
-            .free_mem_rate
-            .unwrap_or_else(|| cli::default_sim_free_rate(p.wmarks_low, p.wmarks_mid));
-        let metrics = SimMetrics::new();
-        metrics.set(|v| v.free_mem_rate = rate);
-        let control = damon_schemes::install(&mut ctx, metrics.clone());
-        let mut m = metrics;
-        (control, Box::new(move || m.free_mem_rate().ok()))
-    } else {
-        let control = damon_schemes::install(&mut ctx, ProcMetrics);
-        (control, Box::new(|| ProcMetrics.free_mem_rate().ok()))
-    };
-    emit(&format!(
-        "reclaim: paging out memory of {what} idle for at least {}; quota {} ms and {} per {} ms; \
-         watermarks (free memory per mille) high {} mid {} low {}, checked every {}\n",
-        cli::time_us(p.min_age),
+    let banner = format!(
+        "quota {} ms and {} per {} ms; watermarks (free memory per mille) high {} mid {} low {}, checked every {}",
         p.quota_ms,
         cli::size(p.quota_sz),
         p.quota_reset_interval_ms,
@@ -241,58 +159,17 @@ fn run(args: &Args) -> Result<(), String> {
         p.wmarks_mid,
         p.wmarks_low,
         cli::time_us(p.wmarks_interval),
-    ));
-    let status_control = control.clone();
-    let opts = cli::SchemesRun {
+    );
+    let min_age = cli::time_us(p.min_age);
+    let preset = daemon::Preset {
         name: "reclaim",
         labels: &["pageout"],
-        stepped,
-        interval_us: args.interval_ms * 1000,
-        duration_us: args
-            .duration
-            .or(stepped.then_some(10.0))
-            .map(|s| (s * 1e6) as u64),
-        interrupt,
-        status: Box::new(move || {
-            status_control
-                .status()
-                .iter()
-                .map(|s| (s.esz, s.activated))
-                .collect()
+        attrs: p.attrs(),
+        schemes: vec![p.scheme()],
+        wmarks_low_mid: (p.wmarks_low, p.wmarks_mid),
+        banner: Box::new(move |what| {
+            format!("reclaim: paging out memory of {what} idle for at least {min_age}; {banner}")
         }),
-        free_mem_rate,
     };
-    let (stop, elapsed) = cli::run_schemes(ctx, opts, &mut emit)?;
-    let mut ended = format!("reclaim: stopped after {}: {stop}", cli::time_us(elapsed));
-    if let Some(cmd) = command.as_mut() {
-        ended.push_str(&cli::end_command(cmd, &stop));
-    }
-    emit(&format!("{ended}\n"));
-    match stop.failure() {
-        Some(r) => Err(format!("failed: {r}")),
-        None => Ok(()),
-    }
-}
-
-fn main() -> ExitCode {
-    let args = match Args::try_parse() {
-        Ok(a) => a,
-        Err(e) => e.exit(),
-    };
-    // clap drops `requires` when a conflicting argument is given
-    if args.sim.is_none() && (args.free_mem_rate.is_some() || args.virtual_time) {
-        Args::command()
-            .error(
-                ErrorKind::MissingRequiredArgument,
-                "--free-mem-rate and --virtual-time need --sim",
-            )
-            .exit();
-    }
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("reclaim: {e}");
-            ExitCode::from(1)
-        }
-    }
+    daemon::main(Args::command(), &args.daemon, preset)
 }
