@@ -737,6 +737,39 @@ pub fn scheme_line(label: &str, s: &Scheme, status: Option<(u64, bool)>) -> Stri
     )
 }
 
+/// Loads the first context of a damo kdamonds JSON file for monitoring:
+/// its schemes are dropped, and `program` warns about them and about any
+/// further context. Errors name the file.
+pub fn kdamonds_context(
+    path: &std::path::Path,
+    program: &str,
+) -> Result<(Context, damon_core::damo::ContextParams), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cfg =
+        damon_core::damo::parse_kdamonds(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let params = cfg
+        .contexts()
+        .next()
+        .ok_or_else(|| format!("{}: no context", path.display()))?
+        .clone();
+    let n = cfg.contexts().count();
+    if n > 1 {
+        eprintln!(
+            "{program}: {}: using the first of {n} contexts",
+            path.display()
+        );
+    }
+    let mut ctx = params.to_context();
+    if !params.schemes.is_empty() {
+        eprintln!(
+            "{program}: ignoring the {} scheme(s) of the config (monitoring only)",
+            params.schemes.len()
+        );
+        ctx.schemes.clear();
+    }
+    Ok((ctx, params))
+}
+
 /// Default free-memory rate of a simulation: halfway between the low and
 /// middle watermarks, where a scheme is active.
 pub fn default_sim_free_rate(low: u64, mid: u64) -> u64 {

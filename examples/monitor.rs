@@ -49,7 +49,7 @@
 use clap::error::ErrorKind;
 use clap::{CommandFactory as _, Parser};
 use damon_core::damo::kdamonds::damo_default_attrs;
-use damon_core::damo::{parse_kdamonds, Recorder};
+use damon_core::damo::Recorder;
 use damon_core::{damon_select_ops, Clock, Context, RealClock, SimOps, Target, VirtualClock};
 use damon_examples::cli::{
     self, check_pid, parse_secs, parse_sim, present, render_frame, render_summary, History, Runner,
@@ -199,27 +199,8 @@ fn build(args: &Args) -> Result<Setup, String> {
         command = Some(cmd);
         (title, vec![format!("pid {pid}")])
     } else if let Some(path) = &args.kdamonds {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let cfg = parse_kdamonds(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        let params = cfg
-            .contexts()
-            .next()
-            .ok_or_else(|| format!("{}: no context", path.display()))?;
-        if cfg.contexts().count() > 1 {
-            eprintln!(
-                "monitor: {}: using the first of {} contexts",
-                path.display(),
-                cfg.contexts().count()
-            );
-        }
-        ctx = params.to_context();
-        if !params.schemes.is_empty() {
-            eprintln!(
-                "monitor: ignoring the {} scheme(s) of the config (monitoring only)",
-                params.schemes.len()
-            );
-            ctx.schemes.clear();
-        }
+        let (kd_ctx, params) = cli::kdamonds_context(path, "monitor")?;
+        ctx = kd_ctx;
         for t in &params.targets {
             if let Some(pid) = t.pid.and_then(|p| u32::try_from(p).ok()) {
                 if params.ops != "paddr" {

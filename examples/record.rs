@@ -17,11 +17,11 @@
 #![deny(unsafe_code)]
 
 use clap::Parser;
-use damon_core::damo::{parse_kdamonds, write_record_file, RecordFormat, Recorder};
+use damon_core::damo::{write_record_file, RecordFormat, Recorder};
 use damon_core::{
     damon_select_ops, damon_start, Context, Kdamond, RealClock, SimOps, Target, VirtualClock,
 };
-use damon_examples::cli::parse_sim;
+use damon_examples::cli::{self, parse_sim};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -92,27 +92,8 @@ fn build_context(args: &Args) -> Result<Context, String> {
             .map_err(|e| format!("cannot use the vaddr backend for pid {pid}: {e}"))?;
         ctx.targets.push(Target::new(u64::from(pid)));
     } else if let Some(path) = &args.kdamonds {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let cfg = parse_kdamonds(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        let params = cfg
-            .contexts()
-            .next()
-            .ok_or_else(|| format!("{}: no context", path.display()))?;
-        if cfg.contexts().count() > 1 {
-            eprintln!(
-                "record: {}: using the first of {} contexts",
-                path.display(),
-                cfg.contexts().count()
-            );
-        }
-        ctx = params.to_context();
-        if !params.schemes.is_empty() {
-            eprintln!(
-                "record: ignoring the {} scheme(s) of the config (recording only)",
-                params.schemes.len()
-            );
-            ctx.schemes.clear();
-        }
+        let (kd_ctx, params) = cli::kdamonds_context(path, "record")?;
+        ctx = kd_ctx;
         damon_select_ops(&mut ctx, &params.ops)
             .map_err(|e| format!("cannot use the {} backend: {e}", params.ops))?;
     } else {
