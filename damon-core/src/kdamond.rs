@@ -286,7 +286,9 @@ impl Kdamond {
     /// `kdamond_call`: runs pending calls, commits and controls, then every
     /// repeating call.
     fn kdamond_call(&mut self) -> Option<ExitReason> {
-        if let Some(rx) = self.cmds.clone() {
+        // Taken out (not cloned: no refcount traffic every sample) because
+        // a control command borrows the whole loop mutably.
+        if let Some(rx) = self.cmds.take() {
             while let Ok(cmd) = rx.try_recv() {
                 match cmd {
                     Cmd::Call(f) => f(&self.ctx),
@@ -294,6 +296,7 @@ impl Kdamond {
                     Cmd::Control(f) => f(self),
                 }
             }
+            self.cmds = Some(rx);
         }
         let mut i = 0;
         while i < self.repeats.len() {
