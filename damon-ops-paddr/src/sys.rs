@@ -375,6 +375,9 @@ pub struct AnonMapping {
     map_len: usize,
     ptr: NonNull<u8>,
     len: usize,
+    /// Some pages were made read-only ([`AnonMapping::protect_read_only`]):
+    /// writing through the mapping is refused from then on.
+    read_only: bool,
 }
 
 // SAFETY: the mapping is exclusively owned memory, like a `Box<[u8]>`.
@@ -420,7 +423,67 @@ impl AnonMapping {
             map_len,
             ptr,
             len,
+            read_only: false,
         })
+    }
+
+    /// Resizes the mapping to `new_len` bytes (rounded up to the page size)
+    /// with `mremap(MREMAP_MAYMOVE)`: it may move, and then loses the
+    /// alignment asked at [`AnonMapping::new`]. Contents are kept; a grown
+    /// tail is zero-filled and not populated.
+    pub fn remap(&mut self, new_len: usize) -> Result<(), SysError> {
+        let page = page_size() as usize;
+        let at = self.addr();
+        let what = || format!("anonymous mapping at {at:#x} to {new_len} bytes");
+        if new_len == 0 {
+            return Err(SysError::new("mremap", what(), rustix::io::Errno::INVAL));
+        }
+        let new_len = new_len.div_ceil(page) * page;
+        // SAFETY: `base..base+map_len` is our own mapping and `&mut self`
+        // guarantees no reference into it exists while it moves.
+        let p = unsafe {
+            rustix::mm::mremap(
+                self.base.as_ptr().cast(),
+                self.map_len,
+                new_len,
+                rustix::mm::MremapFlags::MAYMOVE,
+            )
+        }
+        .map_err(|e| SysError::new("mremap", what(), e))?;
+        let p = NonNull::new(p.cast::<u8>())
+            .ok_or_else(|| SysError::new("mremap", what(), rustix::io::Errno::NOMEM))?;
+        self.base = p;
+        self.ptr = p;
+        self.map_len = new_len;
+        self.len = new_len;
+        Ok(())
+    }
+
+    /// Makes the pages of `range` (byte offsets) read-only with `mprotect`,
+    /// which splits the mapping's VMA. Afterwards the mapping can only be
+    /// read: [`AnonMapping::as_mut_slice`] and [`AnonMapping::write_pages`]
+    /// panic.
+    pub fn protect_read_only(&mut self, range: std::ops::Range<usize>) -> Result<(), SysError> {
+        let page = page_size() as usize;
+        let start = range.start - range.start % page;
+        let end = range.end.min(self.len).next_multiple_of(page).min(self.len);
+        let at = self.addr() + start as u64;
+        let what = || format!("{at:#x}+{:#x} read-only", end - start);
+        if start >= end {
+            return Err(SysError::new("mprotect", what(), rustix::io::Errno::INVAL));
+        }
+        self.read_only = true;
+        // SAFETY: the range lies inside our own mapping; from now on no
+        // `&mut` access to it is handed out (`read_only`), so nothing
+        // writes to the protected pages.
+        unsafe {
+            rustix::mm::mprotect(
+                self.ptr.as_ptr().add(start).cast(),
+                end - start,
+                rustix::mm::MprotectFlags::READ,
+            )
+        }
+        .map_err(|e| SysError::new("mprotect", what(), e))
     }
 
     /// Start address.
@@ -446,7 +509,11 @@ impl AnonMapping {
     }
 
     /// The memory, writable.
+    ///
+    /// # Panics
+    /// After [`AnonMapping::protect_read_only`].
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        assert!(!self.read_only, "the mapping has read-only pages");
         // SAFETY: as in `as_slice`, and `&mut self` makes the borrow unique.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
@@ -459,6 +526,9 @@ impl AnonMapping {
     /// Writes one byte in every page of `range` (byte offsets) without
     /// reading first, so the first touch of a page faults in a private page
     /// (never the shared zero page).
+    ///
+    /// # Panics
+    /// After [`AnonMapping::protect_read_only`].
     pub fn write_pages(&mut self, range: std::ops::Range<usize>, value: u8) {
         let page = page_size() as usize;
         let s = self.as_mut_slice();
@@ -517,6 +587,25 @@ mod tests {
         assert_eq!(m.as_slice()[0], 7);
         assert_eq!(m.as_slice()[4096], 7);
         m.advise(Advice::Cold).unwrap();
+    }
+
+    #[test]
+    fn anon_mapping_remaps_and_protects() {
+        let mut m = AnonMapping::new(1 << 20, 4096).unwrap();
+        m.write_pages(0..m.len(), 9);
+        m.remap(4 << 20).unwrap();
+        assert_eq!(m.len(), 4 << 20);
+        assert_eq!(m.as_slice()[(1 << 20) - 4096], 9, "contents kept");
+        m.write_pages(0..m.len(), 3);
+        m.protect_read_only(0..(1 << 20)).unwrap();
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let ro = format!("{:x}-{:x} r--p", m.addr(), m.addr() + (1 << 20));
+        assert!(maps.contains(&ro), "VMA split at the protected range");
+        assert_eq!(m.as_slice()[0], 3);
+        assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            m.as_mut_slice();
+        }))
+        .is_err());
     }
 
     #[test]

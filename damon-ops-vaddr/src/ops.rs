@@ -54,7 +54,8 @@ pub struct VaddrOps {
     page_size: u64,
     sampler: PfnSampler,
     procs: HashMap<TargetId, ProcessFiles>,
-    exited: Vec<TargetId>,
+    /// Targets that cannot be monitored any more, with why.
+    gone: Vec<(TargetId, String)>,
     retired_calls: u64,
     pagemap_coalesce: Coalesce,
     vpns: Vec<(u64, u32)>,
@@ -72,7 +73,7 @@ impl std::fmt::Debug for VaddrOps {
         f.debug_struct("VaddrOps")
             .field("fixed", &self.fixed)
             .field("targets", &self.procs.keys().collect::<Vec<_>>())
-            .field("exited", &self.exited)
+            .field("gone", &self.gone)
             .field("sampler", &self.sampler)
             .finish()
     }
@@ -104,7 +105,7 @@ impl VaddrOps {
             page_size: sys::page_size(),
             sampler: PfnSampler::new(io),
             procs: HashMap::new(),
-            exited: Vec::new(),
+            gone: Vec::new(),
             retired_calls: 0,
             pagemap_coalesce: DEFAULT_PAGEMAP_COALESCE,
             vpns: Vec::new(),
@@ -174,10 +175,18 @@ impl VaddrOps {
     }
 
     fn mark_exited(&mut self, id: TargetId) {
-        if !self.exited.contains(&id) {
-            tracing::info!(target: "damon::vaddr", pid = id, "target process exited");
-            self.exited.push(id);
+        self.mark_gone(id, format!("pid {id} exited"));
+    }
+
+    fn mark_gone(&mut self, id: TargetId, reason: String) {
+        if !self.is_gone(id) {
+            tracing::info!(target: "damon::vaddr", pid = id, "target lost: {reason}");
+            self.gone.push((id, reason));
         }
+    }
+
+    fn is_gone(&self, id: TargetId) -> bool {
+        self.gone.iter().any(|g| g.0 == id)
     }
 
     /// Opens the target's files unless already open; errors propagate.
@@ -189,7 +198,7 @@ impl VaddrOps {
             self.retired_calls += old.calls();
         }
         let p = ProcessFiles::open(id)?;
-        self.exited.retain(|&e| e != id);
+        self.gone.retain(|g| g.0 != id);
         self.procs.insert(id, p);
         Ok(())
     }
@@ -200,7 +209,7 @@ impl VaddrOps {
         if let Some(p) = self.procs.get(&id) {
             return p.alive();
         }
-        if self.exited.contains(&id) {
+        if self.is_gone(id) {
             return false;
         }
         match ProcessFiles::open(id) {
@@ -209,8 +218,7 @@ impl VaddrOps {
                 true
             }
             Err(e) => {
-                tracing::warn!(target: "damon::vaddr", pid = id, "cannot monitor target: {e}");
-                self.mark_exited(id);
+                self.mark_gone(id, format!("pid {id} cannot be monitored: {e}"));
                 false
             }
         }
@@ -242,6 +250,7 @@ impl VaddrOps {
         let Some(p) = self.procs.get_mut(&id) else {
             return Ok(());
         };
+        let mut lost = None;
         for run in &self.runs {
             let len = run.len as usize;
             if self.entries.len() < len {
@@ -255,7 +264,30 @@ impl VaddrOps {
                 Err(e) if e.is_gone() || e.errno() == Some(libc::EIO) => 0,
                 Err(e) => return Err(e.into()),
             };
-            if got == 0 && !p.check_alive() {
+            let got = if got == 0 && p.check_alive() {
+                // the process lives: an exec may have replaced its address space
+                match p.follow_exec() {
+                    Ok(true) => match p
+                        .pagemap()
+                        .read_entries(run.start, &mut self.entries[..len])
+                    {
+                        Ok(n) => n as u64,
+                        Err(e) if e.is_gone() || e.errno() == Some(libc::EIO) => 0,
+                        Err(e) => return Err(e.into()),
+                    },
+                    Ok(false) => 0,
+                    Err(e) => {
+                        // e.g. it exec'd a set-uid program we may not read
+                        lost = Some(format!(
+                            "pid {id} exec'd and its files cannot be reopened: {e}"
+                        ));
+                        break;
+                    }
+                }
+            } else {
+                got
+            };
+            if got == 0 && !p.alive() {
                 break;
             }
             for &(vpn, slot) in &self.vpns[run.items_start..run.items_end] {
@@ -267,7 +299,13 @@ impl VaddrOps {
                 }
             }
         }
-        if !p.alive() {
+        if let Some(reason) = lost {
+            tracing::warn!(target: "damon::vaddr", pid = id, "{reason}");
+            if let Some(old) = self.procs.remove(&id) {
+                self.retired_calls += old.calls();
+            }
+            self.mark_gone(id, reason);
+        } else if !p.alive() {
             self.mark_exited(id);
         }
         Ok(())
@@ -509,7 +547,7 @@ impl Operations for VaddrOps {
     fn target_valid(&mut self, t: &Target) -> bool {
         let valid = match self.procs.get_mut(&t.id) {
             Some(p) => p.check_alive(),
-            None => !self.exited.contains(&t.id),
+            None => !self.is_gone(t.id),
         };
         if !valid {
             self.mark_exited(t.id);
@@ -524,12 +562,12 @@ impl Operations for VaddrOps {
     }
 
     fn invalid_reason(&self) -> Option<String> {
-        match self.exited.as_slice() {
+        match self.gone.as_slice() {
             [] => None,
-            [one] => Some(format!("pid {one} exited")),
+            [(_, why)] => Some(why.clone()),
             many => {
-                let list: Vec<String> = many.iter().map(u64::to_string).collect();
-                Some(format!("pids {} exited", list.join(", ")))
+                let list: Vec<&str> = many.iter().map(|g| g.1.as_str()).collect();
+                Some(list.join("; "))
             }
         }
     }

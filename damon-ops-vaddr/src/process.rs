@@ -1,5 +1,12 @@
 //! A monitored process: its pidfd, `/proc/PID/pagemap` and `/proc/PID/maps`,
 //! opened once and checked against pid reuse.
+//!
+//! An open pagemap or maps file belongs to the address space (`mm`) the
+//! process had when it was opened. After `execve` that `mm` is gone and the
+//! files read 0 bytes while the process lives on; the kernel's DAMON keeps
+//! monitoring the pid's new address space, and so does this backend:
+//! [`ProcessFiles::follow_exec`] notices the empty read and reopens both
+//! files, re-validating the pid against the pidfd.
 
 use crate::maps::{parse_maps_named, Vma};
 use damon_core::{InvalidParam, OpsError, TargetId};
@@ -19,6 +26,8 @@ pub struct ProcessFiles {
     pagemap: PagemapFile,
     maps: KFile,
     alive: bool,
+    execs: u64,
+    retired_calls: u64,
 }
 
 /// The pid a target id stands for.
@@ -55,6 +64,23 @@ impl ProcessFiles {
     pub fn open(id: TargetId) -> Result<Self, OpsError> {
         let pid = pid_of(id)?;
         let mut pidfd = Pidfd::open(pid).map_err(|e| open_error(e, id))?;
+        let (pagemap, maps) = Self::open_files(&mut pidfd, id)?;
+        Ok(Self {
+            pid,
+            pidfd,
+            pagemap,
+            maps,
+            alive: true,
+            execs: 0,
+            retired_calls: 0,
+        })
+    }
+
+    /// Opens pagemap and maps by pid, then checks that the pidfd's process
+    /// is still alive: a pid number is not reused before its process is
+    /// reaped, so files opened while it lives are its files.
+    fn open_files(pidfd: &mut Pidfd, id: TargetId) -> Result<(PagemapFile, KFile), OpsError> {
+        let pid = pidfd.pid();
         let pagemap = PagemapFile::open(Some(pid)).map_err(|e| open_error(e, id))?;
         let maps = KFile::open_read(&format!("/proc/{pid}/maps")).map_err(|e| open_error(e, id))?;
         if !pidfd.is_alive()? {
@@ -63,13 +89,48 @@ impl ProcessFiles {
                 detail: format!("pid {pid} exited while its files were opened"),
             });
         }
-        Ok(Self {
-            pid,
-            pidfd,
-            pagemap,
-            maps,
-            alive: true,
-        })
+        Ok((pagemap, maps))
+    }
+
+    /// Called after a read of the process's files returned nothing: if the
+    /// process lives but the address space the files were opened on is
+    /// gone (it called `execve`), reopens them on the new one and returns
+    /// true. One small `pread` of the old maps file tells (0 bytes: the old
+    /// address space is gone); the reopen costs three calls.
+    ///
+    /// Errors: the reopen is refused (an exec of a set-uid program can take
+    /// away the ptrace access the files need), or the process exited.
+    pub fn follow_exec(&mut self) -> Result<bool, OpsError> {
+        if !self.check_alive() {
+            return Ok(false);
+        }
+        let mut probe = [0u8; 1];
+        match self.maps.pread(&mut probe, 0) {
+            Ok(0) => {}
+            Ok(_) => return Ok(false),
+            Err(e) if e.is_gone() || e.errno() == Some(libc::EIO) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let id = TargetId::from(self.pid as u32);
+        let (pagemap, maps) = match Self::open_files(&mut self.pidfd, id) {
+            Ok(files) => files,
+            Err(OpsError::TargetGone { .. }) => {
+                self.alive = false;
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        self.retired_calls += self.pagemap.calls() + self.maps.calls();
+        self.pagemap = pagemap;
+        self.maps = maps;
+        self.execs += 1;
+        tracing::info!(target: "damon::vaddr", pid = self.pid, "target exec'd: files reopened");
+        Ok(true)
+    }
+
+    /// How many times the process was seen to `execve` (files reopened).
+    pub fn execs(&self) -> u64 {
+        self.execs
     }
 
     /// The pid.
@@ -102,15 +163,27 @@ impl ProcessFiles {
     }
 
     /// Re-reads and parses the maps file into `buf` (kept between calls).
-    /// An exited process yields no mappings.
+    /// An exited process yields no mappings; after an `execve` the files are
+    /// reopened ([`ProcessFiles::follow_exec`]) and the new mappings read.
     pub fn read_maps(&mut self, buf: &mut Vec<u8>) -> Result<Vec<Vma>, OpsError> {
-        match self.maps.read_all(buf) {
-            Ok(()) => {}
-            Err(e) if e.is_gone() || e.errno() == Some(libc::EIO) => {
+        let mut retried = false;
+        loop {
+            match self.maps.read_all(buf) {
+                Ok(()) if !buf.is_empty() => break,
+                Ok(()) => {}
+                Err(e) if e.is_gone() || e.errno() == Some(libc::EIO) => buf.clear(),
+                Err(e) => return Err(e.into()),
+            }
+            if retried {
                 self.check_alive();
                 return Ok(Vec::new());
             }
-            Err(e) => return Err(e.into()),
+            retried = true;
+            // reopens the files if the address space is gone, then reads once more
+            self.follow_exec()?;
+            if !self.alive {
+                return Ok(Vec::new());
+            }
         }
         let text = String::from_utf8_lossy(buf);
         Ok(parse_maps_named(
@@ -121,6 +194,6 @@ impl ProcessFiles {
 
     /// System calls made on this process's files.
     pub fn calls(&self) -> u64 {
-        self.pidfd.calls() + self.pagemap.calls() + self.maps.calls()
+        self.pidfd.calls() + self.pagemap.calls() + self.maps.calls() + self.retired_calls
     }
 }

@@ -7,6 +7,14 @@
 //! With `DAMON_WORKLOAD_BIN` set, that program is run instead, with the same
 //! environment variables (`DAMON_CHILD_SIZE`, `DAMON_CHILD_HOT`,
 //! `DAMON_CHILD_EXIT_MS`), and must print the same line.
+//!
+//! Two more modes of this binary's own child ([`spawn_self`]):
+//! * `DAMON_CHILD_EXEC_MS=N`: after N ms it `execve`s itself with
+//!   `DAMON_CHILD_SIZE`/`HOT` taken from `DAMON_CHILD_EXEC_SIZE`/`HOT`, so
+//!   the same pid prints a second ready line for its new address space;
+//! * `DAMON_CHILD_CHURN=1`: between passes over the hot range it maps,
+//!   grows with `mremap`, splits with `mprotect` and unmaps a scratch
+//!   mapping, so its maps change under sampling all the time.
 #![allow(dead_code)]
 
 use damon_ops_paddr::sys::{Advice, AnonMapping};
@@ -59,12 +67,142 @@ pub fn child_main() {
     .unwrap();
     out.flush().unwrap();
     let start = Instant::now();
+    let exec_ms = std::env::var("DAMON_CHILD_EXEC_MS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let churn = std::env::var("DAMON_CHILD_CHURN").is_ok();
     let mut v = 1u8;
     while start.elapsed() < Duration::from_millis(exit_ms) {
         v = v.wrapping_add(1);
         m.write_pages(0..hot, v);
+        if hot == 0 && !churn {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if churn {
+            churn_once(v);
+        }
+        if exec_ms.is_some_and(|ms| start.elapsed() >= Duration::from_millis(ms)) {
+            exec_self();
+        }
     }
     std::process::exit(0);
+}
+
+/// One round of maps churn: mmap, populate, mremap (may move), mprotect
+/// half (splits the VMA), read, munmap.
+fn churn_once(v: u8) {
+    let mut s = AnonMapping::new(1 << 20, 4096).expect("churn mmap");
+    s.write_pages(0..s.len(), v);
+    s.remap(3 << 20).expect("churn mremap");
+    s.write_pages(0..s.len(), v);
+    s.protect_read_only(0..(1 << 20)).expect("churn mprotect");
+    std::hint::black_box(
+        s.as_slice()
+            .iter()
+            .step_by(4096)
+            .map(|&b| b as u64)
+            .sum::<u64>(),
+    );
+}
+
+/// Replaces this process's image with a fresh run of the same child.
+fn exec_self() -> ! {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut cmd = Command::new(exe);
+    cmd.args(std::env::args_os().skip(1))
+        .env_remove("DAMON_CHILD_EXEC_MS");
+    for (from, to) in [
+        ("DAMON_CHILD_EXEC_SIZE", "DAMON_CHILD_SIZE"),
+        ("DAMON_CHILD_EXEC_HOT", "DAMON_CHILD_HOT"),
+    ] {
+        if let Ok(v) = std::env::var(from) {
+            cmd.env(to, v);
+        }
+    }
+    let e = cmd.exec();
+    panic!("exec: {e}");
+}
+
+/// This test binary's own child (never `DAMON_WORKLOAD_BIN`), with extra
+/// environment; its ready lines (one per image) arrive on `ready`.
+pub struct SelfChild {
+    pub child: Child,
+    pub pid: u64,
+    pub ready: std::sync::mpsc::Receiver<ReadyLine>,
+}
+
+/// One `DAMON_WORKLOAD_READY` line.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadyLine {
+    pub addr: u64,
+    pub len: u64,
+    pub hot_len: u64,
+}
+
+impl Drop for SelfChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SelfChild {
+    /// The next ready line, waiting at most `secs`.
+    pub fn next_ready(&self, secs: u64) -> ReadyLine {
+        self.ready
+            .recv_timeout(Duration::from_secs(secs))
+            .expect("child ready line")
+    }
+}
+
+/// Starts this binary's child workload with `env` added.
+pub fn spawn_self(size: u64, hot: u64, exit_ms: u64, env: &[(&str, String)]) -> SelfChild {
+    let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
+    cmd.args([
+        "--exact",
+        "child_workload_entry",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("DAMON_TEST_CHILD", "1")
+    .env("DAMON_CHILD_SIZE", size.to_string())
+    .env("DAMON_CHILD_HOT", hot.to_string())
+    .env("DAMON_CHILD_EXIT_MS", exit_ms.to_string())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn self child");
+    let pid = u64::from(child.id());
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(l) = line else { break };
+            if let Some(r) = parse_ready(&l) {
+                let _ = tx.send(r);
+            }
+        }
+    });
+    SelfChild { child, pid, ready }
+}
+
+fn parse_ready(line: &str) -> Option<ReadyLine> {
+    let rest = &line[line.find("DAMON_WORKLOAD_READY")?..];
+    let field = |k: &str| -> Option<u64> {
+        let v = rest.split_whitespace().find_map(|f| f.strip_prefix(k))?;
+        match v.strip_prefix("0x") {
+            Some(h) => u64::from_str_radix(h, 16).ok(),
+            None => v.parse().ok(),
+        }
+    };
+    Some(ReadyLine {
+        addr: field("addr=")?,
+        len: field("len=")?,
+        hot_len: field("hot_len=")?,
+    })
 }
 
 /// Starts a workload child and waits for its ready line.
