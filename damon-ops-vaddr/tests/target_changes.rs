@@ -247,11 +247,46 @@ fn resident_bytes(pid: u64, addr: u64, len: u64) -> u64 {
         * 4096
 }
 
-/// Spawns children until one gets pid `want` (through
-/// /proc/sys/kernel/ns_last_pid, CONFIG_CHECKPOINT_RESTORE), or None.
+/// Restores `/proc/sys/kernel/pid_max` on drop.
+struct PidMax(Option<String>);
+
+impl Drop for PidMax {
+    fn drop(&mut self) {
+        if let Some(v) = &self.0 {
+            let _ = std::fs::write("/proc/sys/kernel/pid_max", v);
+        }
+    }
+}
+
+/// Spawns children until one gets pid `want`, or None. Uses
+/// `/proc/sys/kernel/ns_last_pid` where the kernel has it (pid namespaces
+/// with CONFIG_CHECKPOINT_RESTORE); otherwise lowers `pid_max` to `want`
+/// so that allocation wraps around (above the 300 reserved pids) and forks
+/// short-lived processes until the next pid is `want`.
 fn spawn_with_pid(want: u64, size: u64) -> Option<common::SelfChild> {
+    let ns_last_pid = std::path::Path::new("/proc/sys/kernel/ns_last_pid").exists();
+    let _restore = if ns_last_pid {
+        PidMax(None)
+    } else {
+        assert!(want > 300, "pids up to 300 are never reused by wrap-around");
+        let old = std::fs::read_to_string("/proc/sys/kernel/pid_max").ok()?;
+        std::fs::write("/proc/sys/kernel/pid_max", (want + 1).to_string()).ok()?;
+        PidMax(Some(old.trim().to_string()))
+    };
     for _ in 0..20 {
-        std::fs::write("/proc/sys/kernel/ns_last_pid", (want - 1).to_string()).ok()?;
+        if ns_last_pid {
+            std::fs::write("/proc/sys/kernel/ns_last_pid", (want - 1).to_string()).ok()?;
+        } else {
+            // walk the pid counter up to want - 1 (at most one lap)
+            for _ in 0..=want {
+                let mut t = std::process::Command::new("true").spawn().ok()?;
+                let pid = u64::from(t.id());
+                t.wait().ok()?;
+                if pid == want - 1 {
+                    break;
+                }
+            }
+        }
         let c = common::spawn_self(size, 0, 120_000, &[]);
         if c.pid == want {
             return Some(c);
@@ -278,6 +313,15 @@ fn a_recycled_pid_is_never_sampled_nor_acted_on() {
         return;
     }
     let size = 16u64 << 20;
+    // pids up to 300 are never reused by wrap-around: make sure A is above
+    loop {
+        let mut t = std::process::Command::new("true").spawn().unwrap();
+        let pid = t.id();
+        t.wait().unwrap();
+        if pid > 310 {
+            break;
+        }
+    }
     let mut a = common::spawn_self(size, 0, 120_000, &[]);
     let _ = a.next_ready(60);
     let c = common::spawn_self(size, 0, 120_000, &[]);
