@@ -4,8 +4,8 @@
 //! `CONFIG_IDLE_PAGE_TRACKING` or root.
 
 use crate::kpageflags::{KPF_ANON, KPF_COMPOUND_HEAD, KPF_COMPOUND_TAIL, KPF_LRU, KPF_THP};
-use crate::physio::PhysIo;
-use crate::sys::SysError;
+use crate::physio::{PhysIo, KPAGEFLAGS, PAGE_IDLE_BITMAP};
+use crate::sys::{fault, should_retry, Fault, FaultCall, SysError};
 use damon_core::Rng;
 use std::sync::{Arc, Mutex};
 
@@ -116,12 +116,17 @@ impl FakeState {
 pub struct FakePhysMem {
     state: Arc<Mutex<FakeState>>,
     syscalls: u64,
+    bitmap_path: Arc<str>,
+    kpageflags_path: Arc<str>,
 }
+
+static FAKE_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl FakePhysMem {
     /// `max_pfn` LRU anonymous pages; the last 64-PFN word is partial when
     /// `max_pfn` is not a multiple of 64, as on real machines.
     pub fn new(max_pfn: u64) -> Self {
+        let id = FAKE_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Self {
             state: Arc::new(Mutex::new(FakeState {
                 idle: vec![0; max_pfn.div_ceil(64) as usize],
@@ -133,6 +138,8 @@ impl FakePhysMem {
                 calls: [0; 3],
             })),
             syscalls: 0,
+            bitmap_path: Arc::from(format!("fake{id}:{PAGE_IDLE_BITMAP}")),
+            kpageflags_path: Arc::from(format!("fake{id}:{KPAGEFLAGS}")),
         }
     }
 
@@ -157,6 +164,55 @@ impl FakePhysMem {
         self.lock().overrides.push((range, Kind::Untracked));
     }
 
+    /// The name this fake's bitmap goes by in errors and fault plans
+    /// (`fake<N>:/sys/kernel/mm/page_idle/bitmap`, unique per fake).
+    pub fn bitmap_path(&self) -> &str {
+        &self.bitmap_path
+    }
+
+    /// The name of this fake's `/proc/kpageflags` (`fake<N>:/proc/kpageflags`).
+    pub fn kpageflags_path(&self) -> &str {
+        &self.kpageflags_path
+    }
+
+    /// One emulated system call, with the retry policy and fault hooks of
+    /// [`crate::sys::KFile`]: `op` gets the byte count to transfer.
+    fn io(
+        &mut self,
+        kpageflags: bool,
+        call: FaultCall,
+        len: usize,
+        mut op: impl FnMut(&mut Self, usize) -> Result<usize, SysError>,
+    ) -> Result<usize, SysError> {
+        let path = if kpageflags {
+            self.kpageflags_path.clone()
+        } else {
+            self.bitmap_path.clone()
+        };
+        let mut eagain = 0;
+        loop {
+            self.syscalls += 1;
+            let r = match fault(&path, call) {
+                Some(Fault::Errno(e)) => Err(SysError {
+                    call: if matches!(call, FaultCall::Pwrite) {
+                        "pwrite"
+                    } else {
+                        "pread"
+                    },
+                    path: path.to_string(),
+                    source: std::io::Error::from_raw_os_error(e),
+                }),
+                Some(Fault::Zero) => Ok(0),
+                Some(Fault::Short(n)) => op(self, n.min(len)),
+                _ => op(self, len),
+            };
+            match r {
+                Err(e) if e.errno().is_some_and(|x| should_retry(x, &mut eagain)) => continue,
+                r => return r,
+            }
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -168,7 +224,32 @@ fn einval(call: &'static str) -> SysError {
 
 impl PhysIo for FakePhysMem {
     fn bitmap_read(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, SysError> {
-        self.syscalls += 1;
+        let len = buf.len();
+        self.io(false, FaultCall::Pread, len, |f, n| {
+            f.bitmap_read_at(offset, &mut buf[..n])
+        })
+    }
+
+    fn bitmap_write(&mut self, offset: u64, buf: &[u8]) -> Result<usize, SysError> {
+        self.io(false, FaultCall::Pwrite, buf.len(), |f, n| {
+            f.bitmap_write_at(offset, &buf[..n])
+        })
+    }
+
+    fn kpageflags_read(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, SysError> {
+        let len = buf.len();
+        self.io(true, FaultCall::Pread, len, |f, n| {
+            f.kpageflags_read_at(offset, &mut buf[..n])
+        })
+    }
+
+    fn syscalls(&self) -> u64 {
+        self.syscalls
+    }
+}
+
+impl FakePhysMem {
+    fn bitmap_read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, SysError> {
         if offset % 8 != 0 || buf.len() % 8 != 0 {
             return Err(einval("pread"));
         }
@@ -199,8 +280,7 @@ impl PhysIo for FakePhysMem {
         Ok(n)
     }
 
-    fn bitmap_write(&mut self, offset: u64, buf: &[u8]) -> Result<usize, SysError> {
-        self.syscalls += 1;
+    fn bitmap_write_at(&mut self, offset: u64, buf: &[u8]) -> Result<usize, SysError> {
         if offset % 8 != 0 || buf.len() % 8 != 0 {
             return Err(einval("pwrite"));
         }
@@ -234,8 +314,7 @@ impl PhysIo for FakePhysMem {
         Ok(n)
     }
 
-    fn kpageflags_read(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, SysError> {
-        self.syscalls += 1;
+    fn kpageflags_read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, SysError> {
         if offset % 8 != 0 || buf.len() % 8 != 0 {
             return Err(einval("pread"));
         }
@@ -252,9 +331,5 @@ impl PhysIo for FakePhysMem {
             n += 8;
         }
         Ok(n)
-    }
-
-    fn syscalls(&self) -> u64 {
-        self.syscalls
     }
 }

@@ -52,6 +52,8 @@ pub mod coalesce;
 pub mod conformance;
 pub mod error;
 pub mod fake;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod iomem;
 pub mod kpageflags;
 pub mod numa;

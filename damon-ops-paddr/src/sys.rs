@@ -67,14 +67,76 @@ impl From<SysError> for damon_core::OpsError {
     }
 }
 
-/// Retries `f` while it fails with `EINTR`.
+/// How many times a call failing with `EAGAIN` is tried in all: kernel
+/// files do not block, so a lasting `EAGAIN` is reported, not spun on.
+pub const EAGAIN_TRIES: u32 = 4;
+
+/// The retry policy of every system call here: `EINTR` is retried without
+/// limit (a signal interrupted the call, nothing happened), `EAGAIN` up to
+/// [`EAGAIN_TRIES`] times with a `sched_yield` in between; other errors
+/// return at once.
+pub(crate) fn should_retry(errno: i32, eagain_seen: &mut u32) -> bool {
+    if errno == libc::EINTR {
+        return true;
+    }
+    if errno == libc::EAGAIN {
+        *eagain_seen += 1;
+        if *eagain_seen < EAGAIN_TRIES {
+            std::thread::yield_now();
+            return true;
+        }
+    }
+    false
+}
+
+/// Runs `f` under the retry policy ([`should_retry`]).
 fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
+    let mut eagain = 0;
     loop {
         match f() {
-            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) if should_retry(e.raw_os_error(), &mut eagain) => continue,
             r => return r,
         }
     }
+}
+
+/// The injected fault for the next `call` on `path` (feature
+/// `fault-injection`; otherwise always None, at no cost).
+#[inline(always)]
+pub(crate) fn fault(path: &str, call: FaultCall) -> Option<Fault> {
+    #[cfg(feature = "fault-injection")]
+    {
+        crate::faults::take(path, call)
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    {
+        let _ = (path, call);
+        None
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+pub(crate) use crate::faults::{Call as FaultCall, Fault};
+
+/// Stand-ins for the fault-injection types when the feature is off.
+#[cfg(not(feature = "fault-injection"))]
+#[allow(dead_code)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum FaultCall {
+    Open,
+    Pread,
+    Pwrite,
+    ProcessMadvise,
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[allow(dead_code)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Fault {
+    Errno(i32),
+    Short(usize),
+    Zero,
+    FirstRanges(usize),
 }
 
 /// A kernel file (`/proc/...`, `/sys/...`) opened once and accessed with
@@ -89,6 +151,9 @@ pub struct KFile {
 impl KFile {
     fn open_with(path: &str, flags: rustix::fs::OFlags) -> Result<Self, SysError> {
         let fd = retry(|| {
+            if let Some(Fault::Errno(e)) = fault(path, FaultCall::Open) {
+                return Err(rustix::io::Errno::from_raw_os_error(e));
+            }
             rustix::fs::open(
                 path,
                 flags | rustix::fs::OFlags::CLOEXEC,
@@ -125,8 +190,18 @@ impl KFile {
 
     /// One `pread` at `offset`; returns the bytes read (0 at end of file).
     pub fn pread(&mut self, buf: &mut [u8], offset: u64) -> Result<usize, SysError> {
-        self.calls += 1;
-        retry(|| rustix::io::pread(&self.fd, &mut *buf, offset)).map_err(|e| {
+        let len = buf.len();
+        retry(|| {
+            self.calls += 1;
+            let n = match fault(&self.path, FaultCall::Pread) {
+                Some(Fault::Errno(e)) => return Err(rustix::io::Errno::from_raw_os_error(e)),
+                Some(Fault::Zero) => return Ok(0),
+                Some(Fault::Short(n)) => n.min(len),
+                _ => len,
+            };
+            rustix::io::pread(&self.fd, &mut buf[..n], offset)
+        })
+        .map_err(|e| {
             SysError::new(
                 "pread",
                 format!("{} (offset {offset:#x}, {} bytes)", self.path, buf.len()),
@@ -137,8 +212,17 @@ impl KFile {
 
     /// One `pwrite` at `offset`; returns the bytes written.
     pub fn pwrite(&mut self, buf: &[u8], offset: u64) -> Result<usize, SysError> {
-        self.calls += 1;
-        retry(|| rustix::io::pwrite(&self.fd, buf, offset)).map_err(|e| {
+        retry(|| {
+            self.calls += 1;
+            let n = match fault(&self.path, FaultCall::Pwrite) {
+                Some(Fault::Errno(e)) => return Err(rustix::io::Errno::from_raw_os_error(e)),
+                Some(Fault::Zero) => return Ok(0),
+                Some(Fault::Short(n)) => n.min(buf.len()),
+                _ => buf.len(),
+            };
+            rustix::io::pwrite(&self.fd, &buf[..n], offset)
+        })
+        .map_err(|e| {
             SysError::new(
                 "pwrite",
                 format!("{} (offset {offset:#x}, {} bytes)", self.path, buf.len()),
@@ -336,6 +420,25 @@ pub fn process_madvise(
                 iov_len: len,
             });
         }
+        #[cfg(feature = "fault-injection")]
+        match crate::faults::armed()
+            .then(|| {
+                fault(
+                    &format!("pid {}", pid_of_fd(pidfd)),
+                    FaultCall::ProcessMadvise,
+                )
+            })
+            .flatten()
+        {
+            Some(Fault::Errno(e)) => {
+                if total > 0 {
+                    return Ok(total);
+                }
+                return Err(io::Error::from_raw_os_error(e));
+            }
+            Some(Fault::FirstRanges(k)) => iov.truncate(k),
+            _ => {}
+        }
         let fd = rustix::fd::AsRawFd::as_raw_fd(&pidfd);
         // SAFETY: `iov` is a live, initialised array of `iov.len()` iovecs
         // for the duration of the call; the addresses in it belong to the
@@ -364,6 +467,21 @@ pub fn process_madvise(
         }
     }
     Ok(total)
+}
+
+/// The pid a pidfd refers to, from `/proc/self/fdinfo` (fault plans for
+/// `process_madvise` name it); only read while a plan is armed.
+#[cfg(feature = "fault-injection")]
+fn pid_of_fd(fd: BorrowedFd<'_>) -> i32 {
+    let raw = rustix::fd::AsRawFd::as_raw_fd(&fd);
+    std::fs::read_to_string(format!("/proc/self/fdinfo/{raw}"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Pid:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// An anonymous private mapping owned by the calling process (tests,
