@@ -283,13 +283,23 @@ impl Kdamond {
         }
     }
 
+    fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
     /// `kdamond_call`: runs pending calls, commits and controls, then every
     /// repeating call.
+    ///
+    /// Once a stop is requested (checked before each request, so also when
+    /// it arrives while a callback or an earlier request runs), nothing
+    /// more runs: the loop ends and [`Kdamond::terminate`] cancels what is
+    /// still queued, as the kernel's `kdamond_call(ctx, true)` does.
     fn kdamond_call(&mut self) -> Option<ExitReason> {
         // Taken out (not cloned: no refcount traffic every sample) because
         // a control command borrows the whole loop mutably.
         if let Some(rx) = self.cmds.take() {
-            while let Ok(cmd) = rx.try_recv() {
+            while !self.stop_requested() {
+                let Ok(cmd) = rx.try_recv() else { break };
                 match cmd {
                     Cmd::Call(f) => f(&self.ctx),
                     Cmd::Repeat(f) => self.repeats.push(f),
@@ -297,6 +307,9 @@ impl Kdamond {
                 }
             }
             self.cmds = Some(rx);
+        }
+        if self.stop_requested() {
+            return Some(self.exit.take().unwrap_or(ExitReason::Stopped));
         }
         let mut i = 0;
         while i < self.repeats.len() {
@@ -627,9 +640,15 @@ impl Kdamond {
         self.ctx.pause = pause;
     }
 
-    /// Ends the loop: `before_terminate`, then `cleanup_target` for every
-    /// target. Returns the final context (without its backend).
+    /// Ends the loop: cancels the requests still queued (their callers get
+    /// [`crate::CallError::Cancelled`]) and drops the repeating calls, runs
+    /// `before_terminate`, then `cleanup_target` for every target. Returns
+    /// the final context (without its backend).
     pub fn terminate(mut self) -> Context {
+        // Closing the queue discards what it holds and makes later sends
+        // fail, so no caller waits on a request that will never run.
+        drop(self.cmds.take());
+        self.repeats.clear();
         if let Some(cb) = self.callbacks.before_terminate.as_mut() {
             let ctx = &self.ctx;
             let _ = catch_unwind(AssertUnwindSafe(|| cb(ctx)));
@@ -637,7 +656,6 @@ impl Kdamond {
         for t in &self.ctx.targets {
             self.ops.cleanup_target(t);
         }
-        self.repeats.clear();
         self.ctx
     }
 }

@@ -1,5 +1,6 @@
 //! The worker thread and its controls: start/stop group semantics, calls,
-//! commits, pause/resume, callbacks that stop or panic, handle drops.
+//! commits, pause/resume, callbacks that stop, panic or block, stop with
+//! calls pending, handle drops.
 //! The running-context count is process-wide (as in the kernel), so every
 //! test here holds `SERIAL` while it has contexts running.
 
@@ -7,8 +8,8 @@ mod common;
 use common::*;
 use damon_core::*;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -65,6 +66,77 @@ fn threads_eventually(expected: usize) -> usize {
         std::thread::sleep(Duration::from_millis(5));
     }
     threads_now()
+}
+
+/// Waits (bounded) until `cond` holds; the work it waits for is CPU-bound
+/// on a virtual clock, so the deadline is a bound, not a timing assumption.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Controls an `after_aggregation` callback that, once armed, blocks at
+/// the next aggregation until released.
+struct Gate {
+    armed: Arc<AtomicBool>,
+    entered: mpsc::Receiver<()>,
+    /// Dropping it releases the callback, for good: a test that fails
+    /// while the worker is blocked releases it while unwinding (bind the
+    /// gate after the handles, so it drops first), instead of hanging in
+    /// the handles' drop.
+    release: Option<mpsc::Sender<()>>,
+    /// Aggregations the callback saw.
+    aggregations: Arc<AtomicUsize>,
+}
+
+impl Gate {
+    fn arm(&self) {
+        self.armed.store(true, Ordering::SeqCst);
+    }
+    /// Returns once the worker is inside the blocking callback.
+    fn wait_blocked(&self) {
+        self.entered
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the callback did not block");
+    }
+    fn release(&mut self) {
+        self.release = None;
+    }
+}
+
+/// A simulated context whose `after_aggregation` callback is a [`Gate`].
+fn gated_ctx(seed: u64, armed: bool) -> (Context, Gate) {
+    let (entered_tx, entered) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let gate = Gate {
+        armed: Arc::new(AtomicBool::new(armed)),
+        entered,
+        release: Some(release_tx),
+        aggregations: Arc::new(AtomicUsize::new(0)),
+    };
+    let (armed, aggregations) = (gate.armed.clone(), gate.aggregations.clone());
+    let mut ctx = sim_ctx(seed);
+    ctx.callbacks.after_aggregation = Some(Box::new(move |_| {
+        aggregations.fetch_add(1, Ordering::SeqCst);
+        if armed.swap(false, Ordering::SeqCst) {
+            let _ = entered_tx.send(());
+            // Returns when the test releases the gate (the sender is dropped).
+            let _ = release_rx.recv();
+        }
+        Control::Continue
+    }));
+    (ctx, gate)
+}
+
+/// Sets its flag when dropped (to see when the worker drops a closure).
+struct DropFlag(Arc<AtomicBool>);
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 fn fds_now() -> usize {
@@ -454,4 +526,216 @@ fn many_contexts_started_and_stopped_leak_nothing() {
     assert_eq!(damon_nr_running_ctxs(), 0);
     assert_eq!(threads_eventually(threads_before), threads_before);
     assert_eq!(fds_now(), fds_before);
+}
+
+#[test]
+fn blocked_callback_bounds_stop_and_spares_other_contexts() {
+    let _g = SERIAL.lock();
+    let baseline = settled_threads();
+    let (ctx, gate) = gated_ctx(101, true);
+    let mut other = sim_ctx(102);
+    let other_aggrs = Arc::new(AtomicUsize::new(0));
+    let oa = other_aggrs.clone();
+    other.callbacks.after_aggregation = Some(Box::new(move |_| {
+        oa.fetch_add(1, Ordering::SeqCst);
+        Control::Continue
+    }));
+    let hs = damon_start(vec![ctx, other], false).unwrap();
+    let mut gate = gate; // bound after the handles: dropped first
+    let (blocked, other) = (&hs[0], &hs[1]);
+    assert_eq!(threads_now(), baseline + 2);
+    gate.wait_blocked();
+
+    // The stop is requested but cannot complete while the callback blocks.
+    assert!(
+        !blocked.stop_timeout(Duration::from_millis(50)),
+        "a worker blocked in a callback cannot have ended"
+    );
+    assert!(blocked.is_running());
+    assert!(blocked.exit_reason().is_none());
+    assert_eq!(threads_now(), baseline + 2);
+
+    // The other context keeps sampling and aggregating, and answers calls.
+    let sis0 = other.call(|c| c.passed_sample_intervals()).unwrap();
+    let aggrs0 = other_aggrs.load(Ordering::SeqCst);
+    eventually("the other context aggregated 5 more times", || {
+        other_aggrs.load(Ordering::SeqCst) >= aggrs0 + 5
+    });
+    let sis1 = other.call(|c| c.passed_sample_intervals()).unwrap();
+    // 20 samples per aggregation (default attributes, no tuning): five
+    // aggregations after `sis0` span more than four aggregation intervals.
+    assert!(sis1 > sis0 + 4 * 20, "{sis0} -> {sis1} sampling intervals");
+    assert!(blocked.is_running(), "still blocked meanwhile");
+    assert_eq!(gate.aggregations.load(Ordering::SeqCst), 1);
+
+    // Released, the worker honours the stop requested earlier by itself.
+    gate.release();
+    assert!(matches!(wait_end(blocked), ExitReason::Stopped));
+    assert!(blocked.stop_timeout(Duration::ZERO), "already ended");
+    assert_eq!(
+        gate.aggregations.load(Ordering::SeqCst),
+        1,
+        "no aggregation after the stop request"
+    );
+    assert!(other.is_running());
+    assert!(other.call(|c| c.nr_regions()).unwrap() > 0);
+    assert!(other.stop_timeout(Duration::from_secs(30)));
+    assert!(matches!(other.exit_reason(), Some(ExitReason::Stopped)));
+    assert_eq!(damon_nr_running_ctxs(), 0);
+    assert_eq!(
+        threads_eventually(baseline),
+        baseline,
+        "no thread left behind"
+    );
+}
+
+#[test]
+fn stop_cancels_pending_and_later_calls() {
+    let _g = SERIAL.lock();
+    let (ctx, gate) = gated_ctx(111, false);
+    let hs = damon_start(vec![ctx], false).unwrap();
+    let mut gate = gate; // bound after the handles: dropped first
+    let h = &hs[0];
+
+    // A repeating call, live before the stop.
+    let repeat_runs = Arc::new(AtomicUsize::new(0));
+    let repeat_dropped = Arc::new(AtomicBool::new(false));
+    let (runs, flag) = (repeat_runs.clone(), DropFlag(repeat_dropped.clone()));
+    h.call_repeat(move |_| {
+        let _ = &flag;
+        runs.fetch_add(1, Ordering::SeqCst);
+        Control::Continue
+    })
+    .unwrap();
+    while repeat_runs.load(Ordering::SeqCst) < 3 {
+        h.call(|_| ()).unwrap();
+    }
+
+    gate.arm();
+    gate.wait_blocked();
+    let runs_at_block = repeat_runs.load(Ordering::SeqCst);
+
+    // A one-shot call from another thread, queued behind the blocked callback.
+    let ran = Arc::new(AtomicBool::new(false));
+    let (r2, h2) = (ran.clone(), h.clone());
+    let caller = std::thread::spawn(move || h2.call(move |_| r2.store(true, Ordering::SeqCst)));
+    eventually("the call is queued", || h.nr_pending_calls() == 1);
+    // A repeating call queued as well.
+    let queued_ran = Arc::new(AtomicBool::new(false));
+    let queued_dropped = Arc::new(AtomicBool::new(false));
+    let (qr, qflag) = (queued_ran.clone(), DropFlag(queued_dropped.clone()));
+    h.call_repeat(move |_| {
+        let _ = &qflag;
+        qr.store(true, Ordering::SeqCst);
+        Control::Continue
+    })
+    .unwrap();
+    assert_eq!(h.nr_pending_calls(), 2);
+    assert!(
+        !caller.is_finished(),
+        "the call waits for the blocked worker"
+    );
+
+    h.request_stop();
+    // Requests made after the stop request are refused at once, unqueued
+    // (made on another thread, so that a regression fails here instead of
+    // waiting for the blocked worker).
+    let late = Arc::new(AtomicBool::new(false));
+    let (l2, l3, h3) = (late.clone(), late.clone(), h.clone());
+    let late_caller = std::thread::spawn(move || {
+        (
+            h3.call(move |_| l2.store(true, Ordering::SeqCst)),
+            h3.call_timeout(Duration::from_secs(30), move |_| {
+                l3.store(true, Ordering::SeqCst)
+            }),
+            h3.call_repeat(|_| Control::Continue),
+            matches!(h3.commit(Context::new()), Err(CommitError::NotRunning)),
+            h3.pause(),
+        )
+    });
+    eventually("requests made after the stop request return", || {
+        late_caller.is_finished()
+    });
+    let (call, timed, repeat, commit_refused, paused) = late_caller.join().unwrap();
+    assert_eq!(call, Err(CallError::Cancelled));
+    assert_eq!(timed, Err(CallTimeoutError::Call(CallError::Cancelled)));
+    assert_eq!(repeat, Err(CallError::Cancelled));
+    assert!(commit_refused);
+    assert!(!paused);
+    assert_eq!(h.nr_pending_calls(), 2);
+    assert!(h.is_running(), "still blocked in the callback");
+
+    gate.release();
+    assert!(matches!(wait_end(h), ExitReason::Stopped));
+    eventually("the pending call returns", || caller.is_finished());
+    assert_eq!(caller.join().unwrap(), Err(CallError::Cancelled));
+    assert!(!ran.load(Ordering::SeqCst), "the pending call never ran");
+    assert!(!late.load(Ordering::SeqCst), "the late calls never ran");
+    assert!(!queued_ran.load(Ordering::SeqCst));
+    assert_eq!(
+        repeat_runs.load(Ordering::SeqCst),
+        runs_at_block,
+        "no repeating call ran after the stop request"
+    );
+    assert!(
+        repeat_dropped.load(Ordering::SeqCst),
+        "repeat dropped at stop"
+    );
+    assert!(
+        queued_dropped.load(Ordering::SeqCst),
+        "queued repeat dropped"
+    );
+    assert_eq!(h.nr_pending_calls(), 0);
+}
+
+#[test]
+fn stop_timeout_while_paused_ends_at_once() {
+    let _g = SERIAL.lock();
+    let hs = damon_start(vec![sim_ctx(121)], false).unwrap();
+    let h = &hs[0];
+    while h.call(|c| c.passed_sample_intervals()).unwrap() < 50 {}
+    assert!(h.pause());
+    let paused_at = h.call(|c| c.passed_sample_intervals()).unwrap();
+    assert!(h.stop_timeout(Duration::from_secs(30)));
+    assert!(!h.is_running());
+    assert!(matches!(h.exit_reason(), Some(ExitReason::Stopped)));
+    let final_ctx = h.take_final_context().expect("final context");
+    assert_eq!(final_ctx.passed_sample_intervals(), paused_at);
+    assert_eq!(h.call(|c| c.nr_regions()), Err(CallError::Cancelled));
+    assert_eq!(damon_stop(&hs), Err(StopError::NotRunning { index: 0 }));
+}
+
+#[test]
+fn call_timeout_on_a_blocked_worker_times_out_and_never_runs() {
+    let _g = SERIAL.lock();
+    let (ctx, gate) = gated_ctx(131, true);
+    let hs = damon_start(vec![ctx], false).unwrap();
+    let mut gate = gate; // bound after the handles: dropped first
+    let h = &hs[0];
+    gate.wait_blocked();
+    let ran = Arc::new(AtomicBool::new(false));
+    let r2 = ran.clone();
+    let short = Duration::from_millis(50);
+    assert_eq!(
+        h.call_timeout(short, move |_| r2.store(true, Ordering::SeqCst)),
+        Err(CallTimeoutError::Timeout(short))
+    );
+    assert_eq!(h.nr_pending_calls(), 1, "withdrawn, still queued");
+    assert!(h.is_running());
+
+    gate.release();
+    // The queue is FIFO: by the time this call ran, the worker had taken
+    // the withdrawn one, and skipped it.
+    assert_eq!(
+        h.call_timeout(Duration::from_secs(30), |c| c.nr_regions() > 0),
+        Ok(true)
+    );
+    assert!(!ran.load(Ordering::SeqCst), "a withdrawn call never runs");
+    assert!(matches!(
+        h.call_timeout(Duration::from_secs(30), |_| panic!("late boom")),
+        Err(CallTimeoutError::Call(CallError::Panicked(m))) if m == "late boom"
+    ));
+    assert!(h.is_running());
+    damon_stop(&hs).unwrap();
+    assert!(matches!(h.exit_reason(), Some(ExitReason::Stopped)));
 }
