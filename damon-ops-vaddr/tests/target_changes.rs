@@ -375,3 +375,45 @@ fn a_recycled_pid_is_never_sampled_nor_acted_on() {
         b_before - b_after
     );
 }
+
+/// The target exits after `prepare_access_checks` marked its pages and
+/// before `check_accesses` reads them: no error, no access reported for
+/// the dead process, and the target is invalid with the reason named.
+#[test]
+fn target_exiting_between_prepare_and_check_is_invalid_not_an_error() {
+    const TEST: &str = "target_exiting_between_prepare_and_check_is_invalid_not_an_error";
+    let Some((mut ops, _real)) = backend(TEST) else {
+        return;
+    };
+    let mut c = common::spawn_self(8 << 20, 8 << 20, 120_000, &[]);
+    let w = c.next_ready(60);
+    let attrs = Attrs::default();
+    let mut rng = Rng::new(5);
+    // ten regions over the populated buffer: every sampling address has a page
+    let step = w.len / 10;
+    let ranges: Vec<AddrRange> = (0..10)
+        .map(|i| AddrRange::new(w.addr + i * step, w.addr + (i + 1) * step))
+        .collect();
+    let mut targets = vec![Target::with_ranges(c.pid, &ranges)];
+    ops.init(&mut ops_ctx(&attrs, &mut rng, &mut targets))
+        .unwrap();
+    let marked = ops.stats().marked;
+    ops.prepare_access_checks(&mut ops_ctx(&attrs, &mut rng, &mut targets))
+        .unwrap();
+    assert!(ops.stats().marked > marked, "pages were marked");
+    c.child.kill().unwrap();
+    c.child.wait().unwrap();
+    let max = ops
+        .check_accesses(&mut ops_ctx(&attrs, &mut rng, &mut targets))
+        .expect("a target exiting mid-sample is not an error");
+    assert_eq!(max, 0, "a dead process reports no access");
+    assert!(targets[0].regions.iter().all(|r| r.nr_accesses == 0));
+    assert!(!ops.target_valid(&targets[0]));
+    let reason = ops.invalid_reason().expect("a reason");
+    assert!(reason.contains(&c.pid.to_string()), "{reason}");
+    // the next sample skips it without error
+    ops.prepare_access_checks(&mut ops_ctx(&attrs, &mut rng, &mut targets))
+        .unwrap();
+    ops.check_accesses(&mut ops_ctx(&attrs, &mut rng, &mut targets))
+        .unwrap();
+}
