@@ -77,12 +77,30 @@ fn live_heap_at_rest(h: &DamonHandle) -> usize {
         .expect("the context answers calls")
 }
 
+/// Bytes the current test wrote with `eprintln!` through [`progress`]:
+/// libtest keeps captured output in a growing buffer on the heap, whose
+/// capacity stays below twice what was written. (Without that output, the
+/// soak's live heap stayed the same from the warm-up to the end of a 180 s
+/// run in the guest; with it, it grew by 13-14 KB in 600 s.)
+static CAPTURED: AtomicUsize = AtomicUsize::new(0);
+
 /// A progress line for the serial console. libtest captures `eprintln!`
 /// (kept for the failure report); the raw stderr write reaches the console
 /// at once, and the VM harness stops a guest silent for 300 s.
 fn progress(msg: &str) {
     eprintln!("{msg}");
+    CAPTURED.fetch_add(msg.len() + 1, Ordering::Relaxed);
     let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+/// Heap growth allowed between two measurements of the same test: `slack`
+/// plus what libtest's capture of our own output may have added. The slack
+/// covers the backend's per-region sampling vectors (page numbers, runs,
+/// pagemap entries, the sampler's queues), which keep the capacity of the
+/// highest region count seen so far: a new peak of the region count grows
+/// them (by doubling) without a leak.
+fn allowed_growth(slack: usize) -> usize {
+    slack + 2 * CAPTURED.load(Ordering::Relaxed)
 }
 
 const MIB: u64 = 1 << 20;
@@ -321,6 +339,7 @@ fn soak_reclaim_with_periodic_commits_keeps_data_intact() {
     let Some(bin) = require_swap_and_workload(name) else {
         return;
     };
+    CAPTURED.store(0, Ordering::Relaxed);
     let secs = soak_secs();
     let soak = Duration::from_secs(secs);
     let warm_up = Duration::from_secs((secs / 3).min(60));
@@ -384,10 +403,13 @@ fn soak_reclaim_with_periodic_commits_keeps_data_intact() {
         }
         if now >= next_progress {
             let n = aggregations.load(Ordering::Relaxed);
-            let stat = h.call(|c| c.schemes[0].stat).expect("call");
+            let (stat, nr_regions) = h
+                .call(|c| (c.schemes[0].stat, c.nr_regions()))
+                .expect("call");
             let live = live_heap_at_rest(h);
             progress(&format!(
-                "soak: {}/{secs} s: {n} aggregations, {variant} commits, sz_applied {} MiB, \
+                "soak: {}/{secs} s: {n} aggregations, {nr_regions} regions, {variant} commits, \
+                 sz_applied {} MiB, \
                  pswpout +{} MiB, pswpin +{} MiB, workload VmRSS {} MiB VmSwap {} MiB, \
                  live heap {live} B",
                 started.elapsed().as_secs(),
@@ -507,8 +529,9 @@ fn soak_reclaim_with_periodic_commits_keeps_data_intact() {
         pswpin_verify * PAGE * 10 >= swapped_kb * 1024 * 9,
         "verify swapped in {pswpin_verify} pages, {swapped_kb} kB were in swap"
     );
-    // no growth: heap, fds, threads
-    let allowed = 256 * 1024;
+    // no growth: heap (but for our captured output and per-region vectors
+    // reaching a new peak region count), fds, threads
+    let allowed = allowed_growth(256 * 1024);
     assert!(
         end.live_heap <= warm.live_heap + allowed,
         "live heap grew from {} to {} B (allowed {allowed} B)",
@@ -614,6 +637,7 @@ fn monitoring_keeps_running_under_memory_pressure() {
     ) {
         return;
     }
+    CAPTURED.store(0, Ordering::Relaxed);
     const RUN: Duration = Duration::from_secs(40);
     const WINDOW: Duration = Duration::from_secs(5);
     const WORKLOAD: usize = 0;
@@ -662,8 +686,8 @@ fn monitoring_keeps_running_under_memory_pressure() {
     let handles = damon_start(vec![ctx], false).expect("damon_start");
     let h = &handles[0];
     // the library's share: the context, its backend, the worker and its
-    // channels; bounded by the region vectors (reserved at max_nr_regions)
-    // (about 170 KB at 1000 regions in the guest)
+    // channels, dominated by the region vectors reserved at max_nr_regions
+    // (measured in the guest: about 170 KB with the default 1000)
     let bound = max_nr as usize * 160 + 128 * 1024;
     progress(&format!(
         "pressure: monitoring workload {pid} (96 MiB, memory.max 32 MiB) from a group with a \
@@ -749,9 +773,11 @@ fn monitoring_keeps_running_under_memory_pressure() {
         matches!(exit, Some(ExitReason::Stopped)),
         "the context ended with {exit:?}"
     );
+    let allowed = allowed_growth(32 * 1024);
     assert!(
-        lib_heap <= mid + 16 * 1024,
-        "the library's heap grew from {mid} B (middle) to {lib_heap} B (end)"
+        lib_heap <= mid + allowed,
+        "the library's heap grew from {mid} B (middle) to {lib_heap} B (end), \
+         allowed {allowed} B"
     );
     // the pressure was real in both groups
     assert!(
