@@ -45,6 +45,8 @@ echo "@@ INIT uptime=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r)" \
 
 export DAMON_VM_SUITE=1 DAMON_WORKLOAD_BIN=/bin/workload
 export HOME=/root RUST_BACKTRACE=1
+# Host variables forwarded by `cargo xtask vm-test` (e.g. DAMON_SOAK_SECS).
+[ -f /etc/env ] && . /etc/env
 # Processes a test binary left running would skew the next binaries (CPU,
 # memory): report and kill them. Kernel threads have an empty cmdline.
 reap_leftovers() {

@@ -44,7 +44,7 @@ pub struct TestBinary {
 #[derive(Debug)]
 pub struct GuestBinaries {
     /// Test binaries with at least one test, in run order: the smoke test
-    /// first, then by name.
+    /// first, then by name, long-running ones ([`runs_last`]) at the end.
     pub tests: Vec<TestBinary>,
     /// The static `workload` example (installed as `/bin/workload`).
     pub workload: PathBuf,
@@ -72,9 +72,11 @@ pub fn build(root: &Path, packages: &[String], smoke: bool) -> Result<GuestBinar
     for package in &packages {
         cmd.args(["-p", package]);
     }
-    // Cargo reports in completion order; run in name order, smoke first.
+    // Cargo reports in completion order; run in name order, smoke first,
+    // soak tests last.
     let mut workspace_tests = test_artifacts(&mut cmd)?;
-    workspace_tests.sort_by(|a, b| a.name.cmp(&b.name));
+    workspace_tests
+        .sort_by(|a, b| (runs_last(&a.name), &a.name).cmp(&(runs_last(&b.name), &b.name)));
     tests.extend(workspace_tests);
 
     let mut runnable = Vec::new();
@@ -105,6 +107,13 @@ pub fn build(root: &Path, packages: &[String], smoke: bool) -> Result<GuestBinar
         tests: runnable,
         workload,
     })
+}
+
+/// Whether a test binary runs after all others: integration tests named
+/// `soak` (`PACKAGE.soak`) run for many minutes, and a failure or timeout
+/// there must not keep the other binaries from running and reporting.
+pub fn runs_last(name: &str) -> bool {
+    name.ends_with(".soak")
 }
 
 /// `cargo <verb> --release --target … --message-format=json…` with static
@@ -235,6 +244,27 @@ mod tests {
             package_name("registry+https://github.com/rust-lang/crates.io-index#libc@0.2.1"),
             "libc"
         );
+    }
+
+    #[test]
+    fn soak_binaries_run_last() {
+        let mut names = vec![
+            "damon-ops-vaddr.soak",
+            "damon-schemes",
+            "damon-ops-vaddr.targets",
+            "damon-core",
+        ];
+        names.sort_by_key(|n| (runs_last(n), *n));
+        assert_eq!(
+            names,
+            [
+                "damon-core",
+                "damon-ops-vaddr.targets",
+                "damon-schemes",
+                "damon-ops-vaddr.soak"
+            ]
+        );
+        assert!(!runs_last("damon-soak"));
     }
 
     #[test]

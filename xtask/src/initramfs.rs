@@ -1,6 +1,7 @@
 //! The guest's initramfs: busybox, `vm/init.sh` as `/init`, the test
 //! binaries under `/tests` (run order and extra arguments in `/etc/tests`),
-//! and the workload at `/bin/workload`.
+//! the workload at `/bin/workload`, and host environment variables
+//! forwarded to the tests in `/etc/env` (sourced by init).
 
 use crate::guest_build::GuestBinaries;
 use crate::process;
@@ -13,12 +14,36 @@ use std::process::Command;
 /// Where the static busybox of Debian's `busybox-static` lives.
 pub const BUSYBOX: &str = "/bin/busybox";
 
+/// Host environment variables that reach the guest's tests when set
+/// (see [`forwarded_env`]).
+pub const FORWARDED_ENV: &[&str] = &["DAMON_SOAK_SECS"];
+
+/// The [`FORWARDED_ENV`] variables that `lookup` (the host environment)
+/// has, as `(name, value)`. Values are written into a shell script, so only
+/// `[A-Za-z0-9._-]` is accepted.
+pub fn forwarded_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for &name in FORWARDED_ENV {
+        let Some(value) = lookup(name) else { continue };
+        if !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            bail!("{name}={value:?}: only letters, digits, '.', '_' and '-' can be forwarded to the guest");
+        }
+        out.push((name.to_owned(), value));
+    }
+    Ok(out)
+}
+
 /// Stages the root file system in `<vm_dir>/rootfs` and packs it into
 /// `<vm_dir>/initramfs.cpio`, which is returned.
 ///
 /// `test_args` are passed to every test binary but the harness's smoke
-/// test, after `--test-threads=1` (init splits them on whitespace). Unless
-/// `keep` is set, the staging tree is removed afterwards.
+/// test, after `--test-threads=1` (init splits them on whitespace). `env`
+/// goes to `/etc/env` as `export NAME=VALUE` lines (init sources it before
+/// the tests; values as checked by [`forwarded_env`]). Unless `keep` is
+/// set, the staging tree is removed afterwards.
 ///
 /// The archive is left uncompressed: with ~30 MiB of static binaries,
 /// gunzip under TCG cost 1-3 s of boot time, while the uncompressed archive
@@ -28,6 +53,7 @@ pub fn pack(
     vm_dir: &Path,
     bins: &GuestBinaries,
     test_args: &[String],
+    env: &[(String, String)],
     keep: bool,
 ) -> Result<PathBuf> {
     let rootfs = vm_dir.join("rootfs");
@@ -62,6 +88,11 @@ pub fn pack(
         list.push('\n');
     }
     fs::write(rootfs.join("etc/tests"), list)?;
+    let exports: String = env
+        .iter()
+        .map(|(name, value)| format!("export {name}={value}\n"))
+        .collect();
+    fs::write(rootfs.join("etc/env"), exports)?;
 
     let image = vm_dir.join("initramfs.cpio");
     // Sorted, root-owned: the archive depends only on its contents.
@@ -127,6 +158,15 @@ mod tests {
         // Host builds of this crate are ordinary dynamically linked programs.
         let exe = std::env::current_exe().expect("current_exe");
         assert_eq!(is_static_elf(&exe).ok(), Some(false));
+    }
+
+    #[test]
+    fn forwards_only_listed_safe_variables() {
+        let env = forwarded_env(|name| (name == "DAMON_SOAK_SECS").then(|| "60".to_owned()))
+            .expect("a number is fine");
+        assert_eq!(env, [("DAMON_SOAK_SECS".to_owned(), "60".to_owned())]);
+        assert!(forwarded_env(|_| None).expect("nothing set").is_empty());
+        assert!(forwarded_env(|_| Some("1; reboot -f".to_owned())).is_err());
     }
 
     #[test]

@@ -27,15 +27,20 @@ with --test-threads=1 as root, and reports. Output goes to build/vm/
 
 options:
   --keep            keep the staged root file system (build/vm/rootfs)
-  --timeout SECS    limit for the whole boot (default 900); the guest is
-                    also stopped after 300 s without serial output or on a
-                    kernel panic/BUG/Oops
+  --timeout SECS    limit for the whole boot (default 1800: the default
+                    suite takes ~210 s of qemu time plus the 600 s soak
+                    test); the guest is also stopped after 300 s without
+                    serial output or on a kernel panic/BUG/Oops
   -p, --package P   test only these workspace packages (repeatable; default:
                     damon-ops-paddr damon-ops-vaddr damon-schemes damon-core)
   -- TEST-ARGS      passed to every test binary (not the smoke test), e.g.
                     `-- page_idle` to filter by name (split on whitespace)
 
-The harness's own guest checks (vm/guest-smoke) always run first. A harness
+environment forwarded from the host into the guest's tests (if set):
+  DAMON_SOAK_SECS   length of the soak test in seconds (default 600)
+
+The harness's own guest checks (vm/guest-smoke) always run first; test
+binaries named `soak` (long-running) run last. A harness
 failure (build, boot, panic, timeout, no `@@ DONE`) counts as one failed test,
 so the last line never says `0 failed` for a failed run.
 ";
@@ -57,7 +62,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             keep: false,
-            timeout: Duration::from_secs(900),
+            timeout: Duration::from_secs(1800),
             packages: Vec::new(),
             test_args: Vec::new(),
         }
@@ -176,7 +181,11 @@ impl Suite {
         eprintln!("xtask: guest tests: {}", names.join(", "));
 
         let t = Instant::now();
-        let initrd = initramfs::pack(root, &vm_dir, &bins, &opts.test_args, opts.keep)?;
+        let env = initramfs::forwarded_env(|name| std::env::var(name).ok())?;
+        for (name, value) in &env {
+            eprintln!("xtask: forwarding {name}={value} to the guest");
+        }
+        let initrd = initramfs::pack(root, &vm_dir, &bins, &opts.test_args, &env, opts.keep)?;
         self.timings.push(("initramfs", t.elapsed()));
         let size = std::fs::metadata(&initrd).map(|m| m.len()).unwrap_or(0);
         eprintln!(
