@@ -26,6 +26,32 @@ pub struct OpsCtx<'a> {
     pub targets: &'a mut [Target],
 }
 
+impl<'a> OpsCtx<'a> {
+    /// A view for calling a backend outside the loop (tests, tools): the
+    /// loop's defaults of a fresh [`crate::Context`] (`min_region_sz`
+    /// 4096, `addr_unit` 1) at time zero.
+    ///
+    /// ```
+    /// use damon_core::{Attrs, Operations, OpsCtx, Rng, SimOps, SimPattern, Target};
+    /// let mut ops = SimOps::new(SimPattern::uniform(1 << 30, 0.5));
+    /// let (attrs, mut rng) = (Attrs::default(), Rng::new(1));
+    /// let mut targets = vec![Target::new(0)];
+    /// ops.init(&mut OpsCtx::new(&attrs, &mut rng, &mut targets)).unwrap();
+    /// assert!(!targets[0].regions.is_empty());
+    /// ```
+    pub fn new(attrs: &'a Attrs, rng: &'a mut Rng, targets: &'a mut [Target]) -> Self {
+        Self {
+            attrs,
+            min_region_sz: 4096,
+            addr_unit: 1,
+            passed_sample_intervals: 0,
+            now_us: 0,
+            rng,
+            targets,
+        }
+    }
+}
+
 /// The result of applying an action to one region.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ApplyOutcome {

@@ -59,15 +59,7 @@ fn paddr_samples_without_allocating() {
     let attrs = Attrs::default();
     let mut rng = Rng::new(9);
     let mut targets = vec![Target::with_ranges(0, &ranges)];
-    let mut ctx = OpsCtx {
-        attrs: &attrs,
-        min_region_sz: 4096,
-        addr_unit: 1,
-        passed_sample_intervals: 0,
-        now_us: 0,
-        rng: &mut rng,
-        targets: &mut targets,
-    };
+    let mut ctx = OpsCtx::new(&attrs, &mut rng, &mut targets);
     for _ in 0..300 {
         ops.prepare_access_checks(&mut ctx).unwrap();
         ops.check_accesses(&mut ctx).unwrap();

@@ -30,16 +30,7 @@ fn attrs() -> Attrs {
 fn init(ops: &mut VaddrOps, targets: &mut [Target]) {
     let a = attrs();
     let mut rng = Rng::new(1);
-    ops.init(&mut OpsCtx {
-        attrs: &a,
-        min_region_sz: 4096,
-        addr_unit: 1,
-        passed_sample_intervals: 0,
-        now_us: 0,
-        rng: &mut rng,
-        targets,
-    })
-    .unwrap();
+    ops.init(&mut OpsCtx::new(&a, &mut rng, targets)).unwrap();
 }
 
 fn any() -> AccessPattern {

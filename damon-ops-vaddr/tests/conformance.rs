@@ -115,15 +115,7 @@ fn diagnose(pid: u64, hot: AddrRange) -> String {
     let mut targets = vec![Target::new(pid)];
     let attrs = damon_core::Attrs::default();
     let mut rng = damon_core::Rng::new(1);
-    let mut ctx = damon_core::OpsCtx {
-        attrs: &attrs,
-        min_region_sz: 4096,
-        addr_unit: 1,
-        passed_sample_intervals: 0,
-        now_us: 0,
-        rng: &mut rng,
-        targets: &mut targets,
-    };
+    let mut ctx = damon_core::OpsCtx::new(&attrs, &mut rng, &mut targets);
     let mut out = String::new();
     if let Err(e) = ops.init(&mut ctx) {
         return format!("init failed: {e}");

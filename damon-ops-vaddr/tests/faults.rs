@@ -198,15 +198,7 @@ fn fake_vaddr() -> VaddrOps {
 fn init(ops: &mut VaddrOps, targets: &mut [Target]) -> Result<(), OpsError> {
     let a = Attrs::default();
     let mut rng = Rng::new(1);
-    ops.init(&mut OpsCtx {
-        attrs: &a,
-        min_region_sz: 4096,
-        addr_unit: 1,
-        passed_sample_intervals: 0,
-        now_us: 0,
-        rng: &mut rng,
-        targets,
-    })
+    ops.init(&mut OpsCtx::new(&a, &mut rng, targets))
 }
 
 #[test]
@@ -302,19 +294,6 @@ fn proc_files_that_fail_for_a_live_process_lose_one_sample_not_the_target() {
         .any(|r| r.ar.start <= ready.addr && ready.addr < r.ar.end));
     let a = Attrs::default();
     let mut rng = Rng::new(3);
-    macro_rules! ctx {
-        () => {
-            &mut OpsCtx {
-                attrs: &a,
-                min_region_sz: 4096,
-                addr_unit: 1,
-                passed_sample_intervals: 0,
-                now_us: 0,
-                rng: &mut rng,
-                targets: &mut targets,
-            }
-        };
-    }
     // maps vanishes (ENOENT) at an ops update: regions are kept
     {
         let _gone = inject(
@@ -322,10 +301,18 @@ fn proc_files_that_fail_for_a_live_process_lose_one_sample_not_the_target() {
             Call::Pread,
             [Fault::Errno(libc::ENOENT), Fault::Errno(libc::ENOENT)],
         );
-        ops.update(ctx!()).unwrap();
+        ops.update(&mut OpsCtx::new(&a, &mut rng, &mut targets))
+            .unwrap();
     }
     let regions_after: Vec<AddrRange> = targets[0].regions.iter().map(|r| r.ar).collect();
     assert_eq!(regions_after, regions_before);
+    // sample ten regions over the populated buffer from here on, so that
+    // every sampling address has a page (the three regions also span
+    // unpopulated heap and mmap space)
+    let step = ready.len / 10;
+    targets[0].regions = (0..10)
+        .map(|i| Region::new(ready.addr + i * step, ready.addr + (i + 1) * step))
+        .collect();
     // pagemap reads fail with ESRCH for one sample: no PFNs, no error
     let marked = ops.stats().marked;
     {
@@ -334,8 +321,10 @@ fn proc_files_that_fail_for_a_live_process_lose_one_sample_not_the_target() {
             Call::Pread,
             vec![Fault::Errno(libc::ESRCH); 16],
         );
-        ops.prepare_access_checks(ctx!()).unwrap();
-        ops.check_accesses(ctx!()).unwrap();
+        ops.prepare_access_checks(&mut OpsCtx::new(&a, &mut rng, &mut targets))
+            .unwrap();
+        ops.check_accesses(&mut OpsCtx::new(&a, &mut rng, &mut targets))
+            .unwrap();
     }
     assert_eq!(
         ops.stats().marked,
@@ -345,10 +334,16 @@ fn proc_files_that_fail_for_a_live_process_lose_one_sample_not_the_target() {
     assert!(ops.target_valid(&targets[0]), "the process still lives");
     // and the next sample reads pages again
     for _ in 0..5 {
-        ops.prepare_access_checks(ctx!()).unwrap();
-        ops.check_accesses(ctx!()).unwrap();
+        ops.prepare_access_checks(&mut OpsCtx::new(&a, &mut rng, &mut targets))
+            .unwrap();
+        ops.check_accesses(&mut OpsCtx::new(&a, &mut rng, &mut targets))
+            .unwrap();
     }
-    assert!(ops.stats().marked > marked);
+    assert_eq!(
+        ops.stats().marked,
+        marked + 50,
+        "every address has a page again"
+    );
     assert_eq!(ops.invalid_reason(), None);
 }
 
@@ -371,15 +366,7 @@ fn an_unexpected_pagemap_error_is_reported_not_hidden() {
     let a = Attrs::default();
     let mut rng = Rng::new(3);
     let e = ops
-        .prepare_access_checks(&mut OpsCtx {
-            attrs: &a,
-            min_region_sz: 4096,
-            addr_unit: 1,
-            passed_sample_intervals: 0,
-            now_us: 0,
-            rng: &mut rng,
-            targets: &mut targets,
-        })
+        .prepare_access_checks(&mut OpsCtx::new(&a, &mut rng, &mut targets))
         .unwrap_err();
     let text = e.to_string();
     assert!(text.contains("pread") && text.contains("pagemap"), "{text}");

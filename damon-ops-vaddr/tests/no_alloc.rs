@@ -72,15 +72,7 @@ fn fvaddr_samples_without_allocating() {
     let attrs = Attrs::default();
     let mut rng = Rng::new(9);
     let mut targets = vec![Target::with_ranges(u64::from(std::process::id()), &ranges)];
-    let mut ctx = OpsCtx {
-        attrs: &attrs,
-        min_region_sz: 4096,
-        addr_unit: 1,
-        passed_sample_intervals: 0,
-        now_us: 0,
-        rng: &mut rng,
-        targets: &mut targets,
-    };
+    let mut ctx = OpsCtx::new(&attrs, &mut rng, &mut targets);
     ops.init(&mut ctx).unwrap();
     for _ in 0..300 {
         ops.prepare_access_checks(&mut ctx).unwrap();

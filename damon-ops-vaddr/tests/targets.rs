@@ -80,15 +80,7 @@ fn opening_a_vanished_target_at_init_is_target_gone() {
     let attrs = Attrs::default();
     let mut rng = Rng::new(1);
     let mut targets = vec![Target::new((1 << 22) + 9)];
-    let mut ctx = OpsCtx {
-        attrs: &attrs,
-        min_region_sz: 4096,
-        addr_unit: 1,
-        passed_sample_intervals: 0,
-        now_us: 0,
-        rng: &mut rng,
-        targets: &mut targets,
-    };
+    let mut ctx = OpsCtx::new(&attrs, &mut rng, &mut targets);
     assert!(matches!(
         ops.init(&mut ctx),
         Err(OpsError::TargetGone { .. })
@@ -114,15 +106,7 @@ fn pagemap_translation_is_batched() {
     let attrs = Attrs::default();
     let mut rng = Rng::new(1);
     let mut targets = vec![Target::with_ranges(w.pid, &ranges)];
-    let mut ctx = OpsCtx {
-        attrs: &attrs,
-        min_region_sz: 4096,
-        addr_unit: 1,
-        passed_sample_intervals: 0,
-        now_us: 0,
-        rng: &mut rng,
-        targets: &mut targets,
-    };
+    let mut ctx = OpsCtx::new(&attrs, &mut rng, &mut targets);
     ops.init(&mut ctx).unwrap();
     let before = ops.process_syscalls();
     const SAMPLES: u64 = 10;
