@@ -52,7 +52,16 @@ fn fvaddr_samples_without_allocating() {
     let mut m = AnonMapping::new(32 << 20, 2 << 20).unwrap();
     m.advise(Advice::Nohugepage).unwrap();
     m.write_pages(0..m.len(), 1);
-    // a fake page_idle as large as the PFNs this mapping got
+    // a fake page_idle as large as the machine's System RAM, so that a
+    // page the kernel migrates during the test (compaction) still has a
+    // PFN below the fake's max_pfn (an ENXIO would allocate its error)
+    let ram_end_pfn = std::fs::read_to_string("/proc/iomem")
+        .ok()
+        .and_then(|t| damon_ops_paddr::iomem::parse_iomem(&t).ok())
+        .map(|e| damon_ops_paddr::iomem::system_ram(&e))
+        .and_then(|r| r.iter().map(|r| r.end).max())
+        .unwrap_or(0)
+        .div_ceil(4096);
     let mut pm = damon_ops_paddr::pagemap::PagemapFile::open(None).unwrap();
     let mut entries = vec![0u64; m.len() / 4096];
     pm.read_entries(m.addr() / 4096, &mut entries).unwrap();
@@ -61,6 +70,7 @@ fn fvaddr_samples_without_allocating() {
         .filter_map(|&e| damon_ops_paddr::pagemap::PagemapEntry(e).pfn())
         .max()
         .unwrap_or(0)
+        .max(ram_end_pfn)
         + 1;
     let mut ops = VaddrOps::with_io(
         true,
@@ -87,7 +97,8 @@ fn fvaddr_samples_without_allocating() {
     assert_eq!(
         COUNT.load(Ordering::SeqCst),
         0,
-        "allocations in 100 warm samples"
+        "allocations in 100 warm samples (sampler: {:?})",
+        ops.stats()
     );
     drop(m);
 }
