@@ -59,6 +59,11 @@ impl Coalesce {
 /// ```
 pub fn plan_runs(n: usize, key: impl Fn(usize) -> u64, policy: Coalesce, out: &mut Vec<Run>) {
     out.clear();
+    // at most one run per item: reserving it keeps a caller's reused
+    // buffer from growing at random moments as the keys spread differently
+    if out.capacity() < n {
+        out.reserve(n);
+    }
     let max_len = policy.max_len.max(1);
     let mut i = 0;
     while i < n {

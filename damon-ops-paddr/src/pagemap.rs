@@ -141,6 +141,15 @@ impl PagemapFile {
         self.file.calls()
     }
 
+    /// Makes room for reads of up to `entries` entries now, so that later
+    /// reads of that length allocate nothing.
+    pub fn reserve_entries(&mut self, entries: usize) {
+        let bytes = entries * PAGEMAP_ENTRY_BYTES as usize;
+        if self.buf.len() < bytes {
+            self.buf.resize(bytes, 0);
+        }
+    }
+
     /// Reads the entries of virtual pages `first_vpn..first_vpn + out.len()`
     /// with one `pread` (the kernel fills any length in one call). Returns
     /// how many entries were filled: fewer at the end of the address space,

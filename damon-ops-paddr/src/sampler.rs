@@ -262,6 +262,7 @@ impl PfnSampler {
         }
         self.marks.sort_unstable_by_key(|m| m.pfn);
         self.stats.marked += self.marks.len() as u64;
+        self.reserve_run_buffers();
         let policy = self.bitmap_policy(self.policy.write);
         let marks = &self.marks;
         plan_runs(
@@ -297,6 +298,28 @@ impl PfnSampler {
         }
         self.prepared = true;
         Ok(())
+    }
+
+    /// Gives the run buffers the capacity of the longest run the policies
+    /// allow, once: how long a run gets depends on where the sampled pages
+    /// happen to lie, so growing on demand would allocate at random moments
+    /// long after warm-up. A few kilobytes buy an allocation-free hot path.
+    fn reserve_run_buffers(&mut self) {
+        let words = [self.policy.write, self.policy.read]
+            .into_iter()
+            .map(|p| self.bitmap_policy(p).max_len.max(1) as usize)
+            .max()
+            .unwrap_or(1);
+        let bytes = (words * 8).max(self.policy.kpageflags.max_len.max(1) as usize * 8);
+        let n = self.marks.len();
+        at_least(&mut self.words, words);
+        at_least(&mut self.bytes, bytes);
+        // every per-mark list holds at most one entry per mark
+        at_least(&mut self.runs, n);
+        at_least(&mut self.pending, n);
+        at_least(&mut self.qpfns, n);
+        at_least(&mut self.qflags, n);
+        at_least(&mut self.tails, n);
     }
 
     fn bitmap_policy(&self, p: Coalesce) -> Coalesce {
@@ -554,6 +577,13 @@ impl PfnSampler {
     /// Number of cached THP head mappings.
     pub fn cached_heads(&self) -> usize {
         self.heads.len()
+    }
+}
+
+/// Ensures `v` can hold `n` elements without reallocating.
+fn at_least<T>(v: &mut Vec<T>, n: usize) {
+    if v.capacity() < n {
+        v.reserve(n - v.len());
     }
 }
 

@@ -250,6 +250,14 @@ impl VaddrOps {
         let Some(p) = self.procs.get_mut(&id) else {
             return Ok(());
         };
+        // Buffers sized to the longest run the policy allows, once: run
+        // lengths follow the random sampling addresses, so growing on demand
+        // would allocate at random moments long after warm-up.
+        let most = self.pagemap_coalesce.max_len.max(1) as usize;
+        if self.entries.len() < most {
+            self.entries.resize(most, 0);
+        }
+        p.pagemap().reserve_entries(most);
         let mut lost = None;
         for run in &self.runs {
             let len = run.len as usize;
