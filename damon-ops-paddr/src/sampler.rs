@@ -314,8 +314,8 @@ impl PfnSampler {
         let n = self.marks.len();
         at_least(&mut self.words, words);
         at_least(&mut self.bytes, bytes);
-        // every per-mark list holds at most one entry per mark
-        at_least(&mut self.runs, n);
+        // every per-mark list holds at most one entry per mark (`plan_runs`
+        // reserves `runs` itself)
         at_least(&mut self.pending, n);
         at_least(&mut self.qpfns, n);
         at_least(&mut self.qflags, n);
