@@ -249,6 +249,7 @@ impl PfnSampler {
     /// Marks every added PFN idle (heads for known THP tails) with
     /// coalesced bitmap writes.
     pub fn mark_idle(&mut self) -> Result<(), OpsError> {
+        self.reserve_run_buffers();
         if self.policy.eager_heads {
             self.resolve_heads_eagerly()?;
         }
@@ -262,7 +263,6 @@ impl PfnSampler {
         }
         self.marks.sort_unstable_by_key(|m| m.pfn);
         self.stats.marked += self.marks.len() as u64;
-        self.reserve_run_buffers();
         let policy = self.bitmap_policy(self.policy.write);
         let marks = &self.marks;
         plan_runs(
@@ -310,7 +310,9 @@ impl PfnSampler {
             .map(|p| self.bitmap_policy(p).max_len.max(1) as usize)
             .max()
             .unwrap_or(1);
-        let bytes = (words * 8).max(self.policy.kpageflags.max_len.max(1) as usize * 8);
+        // bitmap runs, kpageflags runs and head-walk windows share `bytes`
+        let pfns = (self.policy.kpageflags.max_len.max(1)).max(WALK_WINDOW) as usize;
+        let bytes = (words * 8).max(pfns * 8);
         let n = self.marks.len();
         at_least(&mut self.words, words);
         at_least(&mut self.bytes, bytes);
