@@ -10,8 +10,9 @@
 
 use criterion::{black_box, Criterion};
 use damon_core::*;
-use damon_ops_paddr::sys::AnonMapping;
-use damon_ops_paddr::{PaddrOps, PaddrRegions, ProbeReport};
+use damon_ops_common::testing::anon::AnonMapping;
+use damon_ops_common::ProbeReport;
+use damon_ops_paddr::{PaddrOps, PaddrRegions};
 use damon_ops_vaddr::VaddrOps;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

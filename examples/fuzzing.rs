@@ -50,7 +50,7 @@ pub fn proc_iomem(data: &[u8]) {
 pub fn pagemap_kpageflags_words(data: &[u8]) {
     for chunk in data.chunks_exact(8) {
         let word = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
-        let e = damon_ops_paddr::pagemap::PagemapEntry(word);
+        let e = damon_ops_common::pagemap::PagemapEntry(word);
         if let Some(pfn) = e.pfn() {
             assert!(
                 e.present() && !e.swapped(),
@@ -61,7 +61,7 @@ pub fn pagemap_kpageflags_words(data: &[u8]) {
         if e.swap().is_some() {
             assert!(e.pfn().is_none());
         }
-        let f = damon_ops_paddr::kpageflags::PageFlags(word);
+        let f = damon_ops_common::kpageflags::PageFlags(word);
         assert!(!(f.is_head() && f.is_tail()) || word & (3 << 15) == 3 << 15);
         let _ = f.names();
     }

@@ -39,12 +39,14 @@ pub mod damos;
 pub mod error;
 pub mod kdamond;
 pub mod ops;
-pub mod ops_common;
 pub mod region;
 pub mod registry;
 pub mod rng;
+pub mod score;
 pub mod sim;
 pub mod target;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod tune;
 pub mod worker;
 

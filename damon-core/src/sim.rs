@@ -316,7 +316,7 @@ impl Operations for SimOps {
     }
 
     fn get_scheme_score(&self, attrs: &Attrs, _t: &Target, r: &Region, s: &Scheme) -> u32 {
-        crate::ops_common::vaddr_scheme_score(attrs, r, s)
+        crate::score::vaddr_scheme_score(attrs, r, s)
     }
 
     fn check_action(&self, _action: Action) -> Result<(), OpsError> {

@@ -6,8 +6,8 @@
 //! CXL window), so every depth is searched. Without root the kernel prints
 //! every address as zero; [`IomemEntry::is_hidden`] flags that.
 
-use crate::error::{parse_hex, ParseError};
 use damon_core::AddrRange;
+use damon_ops_common::error::{parse_hex, ParseError};
 
 const SOURCE: &str = "/proc/iomem";
 

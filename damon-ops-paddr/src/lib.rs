@@ -1,23 +1,18 @@
-//! # damon-ops-paddr: the physical-page layer and the `paddr` backend
+//! # damon-ops-paddr: the `paddr` backend
 //!
-//! User space cannot clear page-table accessed bits itself; the kernel's
-//! idle page tracking does it for us. This crate wraps the files involved:
+//! Monitors physical address ranges through the page_idle bitmap (the
+//! kernel's `mm/damon/paddr.c`). The page layer it samples with (page_idle,
+//! kpageflags, the sampler, system calls) is shared with the vaddr backend
+//! and lives in `damon-ops-common`; this crate holds only what is paddr's:
 //!
-//! * [`physio`]: the page_idle bitmap (`/sys/kernel/mm/page_idle/bitmap`)
-//!   and `/proc/kpageflags`, opened once, behind the [`physio::PhysIo`] trait;
-//! * [`sampler`]: one sample of many PFNs — sorted, deduplicated, written
-//!   and read back in coalesced calls, THP tails mapped to their heads;
-//! * [`pagemap`], [`kpageflags`]: entry decoders with typed constants;
-//! * [`iomem`], [`numa`]: pure parsers of the physical layout;
-//! * [`probe`]: what the machine allows, with errors naming what is missing;
-//! * [`sys`]: the only module with `unsafe` (system calls);
-//! * [`PaddrOps`]: the `paddr` backend (the kernel's `mm/damon/paddr.c`);
-//! * [`conformance`]: one invariant suite for every backend;
-//! * [`fake`]: an in-memory page_idle for tests and benchmarks.
+//! * [`PaddrOps`]: the backend;
+//! * [`iomem`], [`numa`]: pure parsers of the physical layout
+//!   (`/proc/iomem`, memory-block sysfs) that give its regions.
 //!
 //! ```
 //! use damon_core::{AddrRange, Context, Kdamond, Target, VirtualClock};
-//! use damon_ops_paddr::{fake::FakePhysMem, PaddrOps, PaddrRegions};
+//! use damon_ops_common::testing::fake::FakePhysMem;
+//! use damon_ops_paddr::{PaddrOps, PaddrRegions};
 //! use std::sync::Arc;
 //!
 //! // 64 MiB of fake physical memory whose 8..16 MiB is hot.
@@ -41,35 +36,19 @@
 //! # Privileges
 //!
 //! * the page_idle bitmap is mode 0600 and `/proc/kpageflags` 0400: root
-//!   (or `CAP_SYS_ADMIN` with file access) — checked by [`probe`] up front,
-//!   with an error naming the file and the missing privilege;
+//!   (or `CAP_SYS_ADMIN` with file access) — checked by
+//!   `damon_ops_common::probe` up front, with an error naming the file and
+//!   the missing privilege;
 //! * `/proc/iomem` shows zeroed addresses to non-root readers (detected);
 //! * `paddr` acts only through `stat`: other actions on physical memory need
 //!   the kernel's reverse map and are refused when a scheme is installed.
 #![deny(unsafe_code)]
 
-pub mod coalesce;
-pub mod conformance;
-pub mod error;
-pub mod fake;
-#[cfg(feature = "fault-injection")]
-pub mod faults;
 pub mod iomem;
-pub mod kpageflags;
 pub mod numa;
 pub mod paddr;
-pub mod pagemap;
-pub mod physio;
-pub mod probe;
-pub mod sampler;
-#[allow(unsafe_code)]
-pub mod sys;
-pub mod testing;
 
-pub use error::ParseError;
-pub use paddr::{PaddrOps, PaddrRegions};
-pub use probe::ProbeReport;
-pub use sampler::{PfnSampler, SamplerPolicy, SamplerStats, Verdict};
+pub use paddr::{paddr_scheme_score, PaddrOps, PaddrRegions};
 
 /// Registers `"paddr"` (largest System RAM block by default) in damon-core's
 /// global registry; registering twice is harmless.

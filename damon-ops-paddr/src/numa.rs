@@ -6,8 +6,8 @@
 //!
 //! Needs `CONFIG_MEMORY_HOTPLUG` (the only thing that creates these files).
 
-use crate::error::{parse_hex, ParseError};
 use damon_core::{AddrRange, OpsError};
+use damon_ops_common::error::{parse_hex, ParseError};
 
 /// Where memory blocks are described.
 pub const MEMORY_SYSFS: &str = "/sys/devices/system/memory";

@@ -4,16 +4,14 @@
 
 use crate::iomem;
 use crate::numa;
-use crate::physio::{KernelPhysIo, PhysIo};
-use crate::probe::ProbeReport;
-use crate::sampler::{PfnSampler, SamplerPolicy, SamplerStats};
-use crate::sys;
 use damon_core::adapt::set_regions;
-use damon_core::damos::{Action, Scheme};
-use damon_core::{
-    update_region_access_rate, AddrRange, ApplyOutcome, Attrs, Operations, OpsCtx, OpsError,
-    Region, Target,
-};
+use damon_core::damos::{Action, Scheme, DAMOS_MAX_SCORE};
+use damon_core::score::{cold_score, hot_score};
+use damon_core::{AddrRange, ApplyOutcome, Attrs, Operations, OpsCtx, OpsError, Region, Target};
+use damon_ops_common::physio::{KernelPhysIo, PhysIo};
+use damon_ops_common::probe::ProbeReport;
+use damon_ops_common::sampler::{PfnSampler, SamplerPolicy, SamplerStats};
+use damon_ops_common::{slots, sys};
 
 /// Where region-less targets get their regions at `init`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -181,19 +179,16 @@ impl Operations for PaddrOps {
     }
 
     fn prepare_access_checks(&mut self, ctx: &mut OpsCtx<'_>) -> Result<(), OpsError> {
-        let nslots: usize = ctx.targets.iter().map(|t| t.regions.len()).sum();
-        self.sampler.begin(nslots);
+        self.sampler.begin(slots::nr_slots(ctx.targets));
         let unit = u128::from(ctx.addr_unit.max(1));
         let page = u128::from(self.page_size);
-        let mut slot = 0;
-        for t in ctx.targets.iter_mut() {
-            for r in t.regions.iter_mut() {
+        for (first, t) in slots::first_slots(ctx.targets) {
+            for (i, r) in t.regions.iter_mut().enumerate() {
                 r.sampling_addr = ctx.rng.range(r.ar.start, r.ar.end);
                 let pfn = u128::from(r.sampling_addr) * unit / page;
                 if let Ok(pfn) = u64::try_from(pfn) {
-                    self.sampler.add(slot, pfn);
+                    self.sampler.add(first + i, pfn);
                 }
-                slot += 1;
             }
         }
         self.sampler.mark_idle()
@@ -201,20 +196,16 @@ impl Operations for PaddrOps {
 
     fn check_accesses(&mut self, ctx: &mut OpsCtx<'_>) -> Result<u32, OpsError> {
         self.sampler.check()?;
-        let mut max = 0;
-        let mut slot = 0;
-        for t in ctx.targets.iter_mut() {
-            for r in t.regions.iter_mut() {
-                update_region_access_rate(r, self.sampler.accessed(slot), ctx.attrs);
-                max = max.max(r.nr_accesses);
-                slot += 1;
-            }
-        }
-        Ok(max)
+        Ok(slots::update_access_rates(
+            &self.sampler,
+            ctx.targets,
+            ctx.attrs,
+            |_| true,
+        ))
     }
 
     fn get_scheme_score(&self, attrs: &Attrs, _t: &Target, r: &Region, s: &Scheme) -> u32 {
-        damon_core::ops_common::paddr_scheme_score(attrs, r, s)
+        paddr_scheme_score(attrs, r, s)
     }
 
     fn check_action(&self, action: Action) -> Result<(), OpsError> {
@@ -243,11 +234,20 @@ impl Operations for PaddrOps {
     }
 }
 
+/// The score the kernel's paddr backend gives (adds lru_prio/lru_deprio).
+pub fn paddr_scheme_score(attrs: &Attrs, r: &Region, s: &Scheme) -> u32 {
+    match s.action {
+        Action::Pageout | Action::LruDeprio | Action::MigrateCold => cold_score(attrs, r, s),
+        Action::LruPrio | Action::MigrateHot => hot_score(attrs, r, s),
+        _ => DAMOS_MAX_SCORE,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake::FakePhysMem;
     use damon_core::{Context, Kdamond, VirtualClock};
+    use damon_ops_common::testing::fake::FakePhysMem;
     use std::sync::Arc;
 
     #[test]

@@ -1,10 +1,11 @@
 //! (f) The conformance suite against the simulated backend, paddr on fake
 //! memory (always) and paddr on real memory (needs page_idle).
 
+use damon_core::testing::conformance::{conformance_suite, SuiteConfig};
 use damon_core::{AddrRange, HotRange, Operations, SimOps, SimPattern, Target};
-use damon_ops_paddr::conformance::{conformance_suite, SuiteConfig};
-use damon_ops_paddr::fake::FakePhysMem;
-use damon_ops_paddr::{testing, PaddrOps, PaddrRegions};
+use damon_ops_common::testing;
+use damon_ops_common::testing::fake::FakePhysMem;
+use damon_ops_paddr::{PaddrOps, PaddrRegions};
 
 #[test]
 fn conformance_sim() {

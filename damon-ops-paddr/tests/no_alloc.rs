@@ -1,49 +1,13 @@
 //! After warm-up, a sample (prepare + check) allocates nothing: buffers,
 //! run plans and verdicts are reused. Runs paddr on the fake page_idle.
 
+use damon_core::testing::alloc::CountingAlloc;
 use damon_core::{AddrRange, Attrs, Operations, OpsCtx, Rng, Target};
-use damon_ops_paddr::fake::FakePhysMem;
+use damon_ops_common::testing::fake::FakePhysMem;
 use damon_ops_paddr::{PaddrOps, PaddrRegions};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-struct Counting;
-static COUNT: AtomicU64 = AtomicU64::new(0);
-thread_local! {
-    // Only the measuring thread counts: the test harness's other threads
-    // may allocate at any moment.
-    static ON: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-fn counting() -> bool {
-    ON.try_with(|c| c.get()).unwrap_or(false)
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if counting() {
-            COUNT.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if counting() {
-            COUNT.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
 
 #[global_allocator]
-static A: Counting = Counting;
+static A: CountingAlloc = CountingAlloc;
 
 #[test]
 fn paddr_samples_without_allocating() {
@@ -64,14 +28,15 @@ fn paddr_samples_without_allocating() {
         ops.prepare_access_checks(&mut ctx).unwrap();
         ops.check_accesses(&mut ctx).unwrap();
     }
-    ON.with(|c| c.set(true));
+    let allocs0 = CountingAlloc::allocations();
+    CountingAlloc::count_this_thread(true);
     for _ in 0..100 {
         ops.prepare_access_checks(&mut ctx).unwrap();
         ops.check_accesses(&mut ctx).unwrap();
     }
-    ON.with(|c| c.set(false));
+    CountingAlloc::count_this_thread(false);
     assert_eq!(
-        COUNT.load(Ordering::SeqCst),
+        CountingAlloc::allocations() - allocs0,
         0,
         "allocations in 100 warm samples"
     );

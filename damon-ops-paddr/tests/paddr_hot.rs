@@ -4,9 +4,11 @@
 //! Needs root and CONFIG_IDLE_PAGE_TRACKING.
 
 use damon_core::{Context, Kdamond, RealClock, Target};
-use damon_ops_paddr::pagemap::{PagemapEntry, PagemapFile};
-use damon_ops_paddr::sys::{page_size, Advice, AnonMapping};
-use damon_ops_paddr::{testing, PaddrOps, PaddrRegions};
+use damon_ops_common::pagemap::{PagemapEntry, PagemapFile};
+use damon_ops_common::sys::{page_size, Advice};
+use damon_ops_common::testing;
+use damon_ops_common::testing::anon::AnonMapping;
+use damon_ops_paddr::{PaddrOps, PaddrRegions};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,7 +1,8 @@
 //! (e) Without CONFIG_IDLE_PAGE_TRACKING the backend refuses to start with
 //! an error naming the option; with it (the VM suite), the probe reports it.
 
-use damon_ops_paddr::{testing, PaddrOps, PaddrRegions, ProbeReport};
+use damon_ops_common::{testing, ProbeReport};
+use damon_ops_paddr::{PaddrOps, PaddrRegions};
 
 #[test]
 fn page_idle_absent_is_reported_with_the_config_option() {

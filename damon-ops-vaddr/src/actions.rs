@@ -4,8 +4,8 @@
 
 use damon_core::damos::{ops_filters_pass, Action, FilterKind, PageInfo, Scheme};
 use damon_core::AddrRange;
-use damon_ops_paddr::pagemap::PagemapEntry;
-use damon_ops_paddr::sys::Advice;
+use damon_ops_common::pagemap::PagemapEntry;
+use damon_ops_common::sys::Advice;
 
 /// The `madvise` advice of an action, or `None` for `stat` and for actions
 /// user space cannot take on virtual addresses.

@@ -54,9 +54,6 @@ pub mod ops;
 pub mod process;
 pub mod three;
 
-/// The system-call layer (shared with paddr): `process_madvise`, `madvise`,
-/// pidfds and kernel files.
-pub use damon_ops_paddr::sys;
 pub use ops::VaddrOps;
 
 /// Registers `"vaddr"` and `"fvaddr"` in damon-core's global registry;

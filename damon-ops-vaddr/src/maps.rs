@@ -5,7 +5,7 @@
 //! padded with spaces and may itself contain spaces (or end in ` (deleted)`).
 
 use damon_core::AddrRange;
-use damon_ops_paddr::ParseError;
+use damon_ops_common::ParseError;
 
 /// Access permissions of a mapping.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -8,14 +8,13 @@ use crate::three::three_regions;
 use damon_core::adapt::set_regions;
 use damon_core::damos::{Action, FilterKind, Scheme};
 use damon_core::{
-    update_region_access_rate, AddrRange, ApplyOutcome, Attrs, Operations, OpsCtx, OpsError,
-    Region, Target, TargetId,
+    AddrRange, ApplyOutcome, Attrs, Operations, OpsCtx, OpsError, Region, Target, TargetId,
 };
-use damon_ops_paddr::coalesce::{plan_runs, Coalesce, Run};
-use damon_ops_paddr::pagemap::PagemapEntry;
-use damon_ops_paddr::physio::{KernelPhysIo, PhysIo};
-use damon_ops_paddr::sampler::{PfnSampler, SamplerPolicy, SamplerStats};
-use damon_ops_paddr::{sys, ProbeReport};
+use damon_ops_common::coalesce::{plan_runs, Coalesce, Run};
+use damon_ops_common::pagemap::PagemapEntry;
+use damon_ops_common::physio::{KernelPhysIo, PhysIo};
+use damon_ops_common::sampler::{PfnSampler, SamplerPolicy, SamplerStats};
+use damon_ops_common::{slots, sys, ProbeReport};
 use std::collections::HashMap;
 
 /// Why an action is refused on virtual addresses, and what to use instead.
@@ -98,7 +97,7 @@ impl VaddrOps {
     }
 
     /// A backend over any [`PhysIo`] (e.g. the fake page_idle of
-    /// `damon_ops_paddr::fake`); pagemap and maps are still the real files.
+    /// `damon_ops_common::fake`); pagemap and maps are still the real files.
     pub fn with_io(fixed: bool, io: Box<dyn PhysIo>) -> Self {
         Self {
             fixed,
@@ -269,7 +268,7 @@ impl VaddrOps {
                 .read_entries(run.start, &mut self.entries[..len])
             {
                 Ok(n) => n as u64,
-                Err(e) if e.is_gone() || e.errno() == Some(libc::EIO) => 0,
+                Err(e) if e.is_mm_gone() => 0,
                 Err(e) => return Err(e.into()),
             };
             let got = if got == 0 && p.check_alive() {
@@ -280,7 +279,7 @@ impl VaddrOps {
                         .read_entries(run.start, &mut self.entries[..len])
                     {
                         Ok(n) => n as u64,
-                        Err(e) if e.is_gone() || e.errno() == Some(libc::EIO) => 0,
+                        Err(e) if e.is_mm_gone() => 0,
                         Err(e) => return Err(e.into()),
                     },
                     Ok(false) => 0,
@@ -353,38 +352,31 @@ impl Operations for VaddrOps {
     }
 
     fn prepare_access_checks(&mut self, ctx: &mut OpsCtx<'_>) -> Result<(), OpsError> {
-        let nslots: usize = ctx.targets.iter().map(|t| t.regions.len()).sum();
-        self.sampler.begin(nslots);
-        let mut base = 0;
-        for t in ctx.targets.iter_mut() {
+        self.sampler.begin(slots::nr_slots(ctx.targets));
+        for (first, t) in slots::first_slots(ctx.targets) {
             for r in t.regions.iter_mut() {
                 r.sampling_addr = ctx.rng.range(r.ar.start, r.ar.end);
             }
             if !t.regions.is_empty() && self.ensure_open_lazily(t.id) {
-                self.translate_target(t.id, &t.regions, base)?;
+                self.translate_target(t.id, &t.regions, first)?;
             }
-            base += t.regions.len();
         }
         self.sampler.mark_idle()
     }
 
     fn check_accesses(&mut self, ctx: &mut OpsCtx<'_>) -> Result<u32, OpsError> {
         self.sampler.check()?;
-        let mut max = 0;
-        let mut slot = 0;
-        for t in ctx.targets.iter_mut() {
-            let live = self.procs.get(&t.id).is_some_and(ProcessFiles::alive);
-            for r in t.regions.iter_mut() {
-                update_region_access_rate(r, live && self.sampler.accessed(slot), ctx.attrs);
-                max = max.max(r.nr_accesses);
-                slot += 1;
-            }
-        }
-        Ok(max)
+        let procs = &self.procs;
+        Ok(slots::update_access_rates(
+            &self.sampler,
+            ctx.targets,
+            ctx.attrs,
+            |t| procs.get(&t.id).is_some_and(ProcessFiles::alive),
+        ))
     }
 
     fn get_scheme_score(&self, attrs: &Attrs, _t: &Target, r: &Region, s: &Scheme) -> u32 {
-        damon_core::ops_common::vaddr_scheme_score(attrs, r, s)
+        damon_core::score::vaddr_scheme_score(attrs, r, s)
     }
 
     fn check_action(&self, action: Action) -> Result<(), OpsError> {

@@ -10,8 +10,8 @@
 
 use crate::maps::{parse_maps_named, Vma};
 use damon_core::{InvalidParam, OpsError, TargetId};
-use damon_ops_paddr::pagemap::PagemapFile;
-use damon_ops_paddr::sys::{KFile, Pidfd, SysError};
+use damon_ops_common::pagemap::PagemapFile;
+use damon_ops_common::sys::{KFile, Pidfd, SysError};
 
 /// The privilege hint of every permission error on another process's files.
 pub const PROC_PERMISSION_HINT: &str =
@@ -108,7 +108,7 @@ impl ProcessFiles {
         match self.maps.pread(&mut probe, 0) {
             Ok(0) => {}
             Ok(_) => return Ok(false),
-            Err(e) if e.is_gone() || e.errno() == Some(libc::EIO) => {}
+            Err(e) if e.is_mm_gone() => {}
             Err(e) => return Err(e.into()),
         }
         let id = TargetId::from(self.pid as u32);
@@ -171,7 +171,7 @@ impl ProcessFiles {
             match self.maps.read_all(buf) {
                 Ok(()) if !buf.is_empty() => break,
                 Ok(()) => {}
-                Err(e) if e.is_gone() || e.errno() == Some(libc::EIO) => buf.clear(),
+                Err(e) if e.is_mm_gone() => buf.clear(),
                 Err(e) => return Err(e.into()),
             }
             if retried {

@@ -7,9 +7,10 @@ mod common;
 
 use damon_core::damos::{AccessPattern, Action, Filter, FilterKind, Scheme};
 use damon_core::*;
-use damon_ops_paddr::fake::FakePhysMem;
-use damon_ops_paddr::sys::{self, AnonMapping};
-use damon_ops_paddr::testing;
+use damon_ops_common::sys::{self};
+use damon_ops_common::testing;
+use damon_ops_common::testing::anon::AnonMapping;
+use damon_ops_common::testing::fake::FakePhysMem;
 use damon_ops_vaddr::VaddrOps;
 use std::sync::Arc;
 
@@ -257,13 +258,13 @@ fn pageout_scheme_reclaims_the_cold_range_and_keeps_the_hot_one() {
     // Residency is read from pagemap, range by range: VmRSS alone also moves
     // with the workload's stack and libc pages (a 4 kB stack fault once made
     // an RSS-only check miss by one page).
-    let mut pm = damon_ops_paddr::pagemap::PagemapFile::open(Some(w.pid as i32)).unwrap();
+    let mut pm = damon_ops_common::pagemap::PagemapFile::open(Some(w.pid as i32)).unwrap();
     let mut resident = |start: u64, len: u64| -> u64 {
         let mut entries = vec![0u64; (len / 4096) as usize];
         let n = pm.read_entries(start / 4096, &mut entries).unwrap();
         entries[..n]
             .iter()
-            .filter(|&&e| damon_ops_paddr::pagemap::PagemapEntry(e).present())
+            .filter(|&&e| damon_ops_common::pagemap::PagemapEntry(e).present())
             .count() as u64
             * 4096
     };

@@ -5,7 +5,7 @@
 mod common;
 
 use damon_core::{damon_start, AddrRange, Context, ExitReason, Kdamond, RealClock, Target};
-use damon_ops_paddr::testing;
+use damon_ops_common::testing;
 use damon_ops_vaddr::VaddrOps;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

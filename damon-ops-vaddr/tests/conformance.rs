@@ -4,11 +4,11 @@
 
 mod common;
 
+use damon_core::testing::conformance::{conformance_suite, SuiteConfig};
 use damon_core::{AddrRange, Operations, Target};
-use damon_ops_paddr::conformance::{conformance_suite, SuiteConfig};
-use damon_ops_paddr::fake::FakePhysMem;
-use damon_ops_paddr::probe::{PfnVisibility, ProbeReport};
-use damon_ops_paddr::testing;
+use damon_ops_common::probe::{PfnVisibility, ProbeReport};
+use damon_ops_common::testing;
+use damon_ops_common::testing::fake::FakePhysMem;
 use damon_ops_vaddr::VaddrOps;
 
 #[test]

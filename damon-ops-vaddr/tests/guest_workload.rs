@@ -4,7 +4,7 @@
 //! idle page tracking, so they skip by name on hosts without it.
 
 use damon_core::*;
-use damon_ops_paddr::testing;
+use damon_ops_common::testing;
 use damon_ops_vaddr::VaddrOps;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

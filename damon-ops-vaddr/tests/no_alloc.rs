@@ -2,50 +2,15 @@
 //! page_idle pass) allocates nothing. Uses this process's own pagemap and
 //! the fake page_idle.
 
+use damon_core::testing::alloc::CountingAlloc;
 use damon_core::{AddrRange, Attrs, Operations, OpsCtx, Rng, Target};
-use damon_ops_paddr::fake::FakePhysMem;
-use damon_ops_paddr::sys::{Advice, AnonMapping};
+use damon_ops_common::sys::Advice;
+use damon_ops_common::testing::anon::AnonMapping;
+use damon_ops_common::testing::fake::FakePhysMem;
 use damon_ops_vaddr::VaddrOps;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-struct Counting;
-static COUNT: AtomicU64 = AtomicU64::new(0);
-thread_local! {
-    // Only the measuring thread counts: the test harness's other threads
-    // may allocate at any moment.
-    static ON: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-fn counting() -> bool {
-    ON.try_with(|c| c.get()).unwrap_or(false)
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if counting() {
-            COUNT.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if counting() {
-            COUNT.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
 
 #[global_allocator]
-static A: Counting = Counting;
+static A: CountingAlloc = CountingAlloc;
 
 const WARM_SAMPLES: usize = 500;
 
@@ -57,19 +22,13 @@ fn fvaddr_samples_without_allocating() {
     // a fake page_idle as large as the machine's System RAM, so that a
     // page the kernel migrates during the test (compaction) still has a
     // PFN below the fake's max_pfn (an ENXIO would allocate its error)
-    let ram_end_pfn = std::fs::read_to_string("/proc/iomem")
-        .ok()
-        .and_then(|t| damon_ops_paddr::iomem::parse_iomem(&t).ok())
-        .map(|e| damon_ops_paddr::iomem::system_ram(&e))
-        .and_then(|r| r.iter().map(|r| r.end).max())
-        .unwrap_or(0)
-        .div_ceil(4096);
-    let mut pm = damon_ops_paddr::pagemap::PagemapFile::open(None).unwrap();
+    let ram_end_pfn = damon_ops_common::testing::zones_end_pfn();
+    let mut pm = damon_ops_common::pagemap::PagemapFile::open(None).unwrap();
     let mut entries = vec![0u64; m.len() / 4096];
     pm.read_entries(m.addr() / 4096, &mut entries).unwrap();
     let max_pfn = entries
         .iter()
-        .filter_map(|&e| damon_ops_paddr::pagemap::PagemapEntry(e).pfn())
+        .filter_map(|&e| damon_ops_common::pagemap::PagemapEntry(e).pfn())
         .max()
         .unwrap_or(0)
         .max(ram_end_pfn)
@@ -91,14 +50,15 @@ fn fvaddr_samples_without_allocating() {
     // must still allocate nothing.
     ops.prepare_access_checks(&mut ctx).unwrap();
     ops.check_accesses(&mut ctx).unwrap();
-    ON.with(|c| c.set(true));
+    let allocs0 = CountingAlloc::allocations();
+    CountingAlloc::count_this_thread(true);
     for _ in 0..WARM_SAMPLES {
         ops.prepare_access_checks(&mut ctx).unwrap();
         ops.check_accesses(&mut ctx).unwrap();
     }
-    ON.with(|c| c.set(false));
+    CountingAlloc::count_this_thread(false);
     assert_eq!(
-        COUNT.load(Ordering::SeqCst),
+        CountingAlloc::allocations() - allocs0,
         0,
         "allocations in {WARM_SAMPLES} warm samples (sampler: {:?})",
         ops.stats()

@@ -1,7 +1,7 @@
 //! (e) Without CONFIG_IDLE_PAGE_TRACKING, vaddr and fvaddr refuse to start
 //! with an error naming the option; with it, the probe reports it present.
 
-use damon_ops_paddr::{testing, ProbeReport};
+use damon_ops_common::{testing, ProbeReport};
 use damon_ops_vaddr::VaddrOps;
 
 #[test]

@@ -9,11 +9,11 @@
 //! `cargo xtask vm-test` runs it after every other binary (it takes about
 //! 11 minutes; `DAMON_SOAK_SECS` shortens the soak).
 
+use damon_core::testing::alloc::CountingAlloc;
 use damon_core::{damon_start, damon_stop, Context, Control, DamonHandle, ExitReason, Target};
-use damon_ops_paddr::testing;
+use damon_ops_common::testing;
 use damon_ops_vaddr::VaddrOps;
 use damon_schemes::presets::ReclaimParams;
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,59 +21,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Live heap bytes of the whole process (all threads).
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-struct Counting;
-
-// SAFETY: forwards to the system allocator unchanged; only counts the
-// bytes of successful requests.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        // SAFETY: same contract as the caller's.
-        let p = unsafe { System.alloc(l) };
-        if !p.is_null() {
-            LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        // SAFETY: same contract as the caller's.
-        let p = unsafe { System.alloc_zeroed(l) };
-        if !p.is_null() {
-            LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(p, l) };
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: same contract as the caller's.
-        let q = unsafe { System.realloc(p, l, new_size) };
-        // on failure the old block stays allocated: nothing changes
-        if !q.is_null() {
-            if new_size >= l.size() {
-                LIVE.fetch_add(new_size - l.size(), Ordering::Relaxed);
-            } else {
-                LIVE.fetch_sub(l.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        q
-    }
-}
-
 #[global_allocator]
-static A: Counting = Counting;
+static A: CountingAlloc = CountingAlloc;
 
 /// Live heap bytes read on the monitoring thread between two loop steps,
 /// so that none of the loop's transient buffers are counted; the calling
 /// thread holds nothing but the call's closure and channel while it waits.
 fn live_heap_at_rest(h: &DamonHandle) -> usize {
-    h.call(|_| LIVE.load(Ordering::SeqCst))
+    h.call(|_| CountingAlloc::live_bytes())
         .expect("the context answers calls")
 }
 
@@ -672,7 +627,7 @@ fn monitoring_keeps_running_under_memory_pressure() {
         keyed(&groups.path(MONITOR, "memory.stat"), "pgsteal"),
     );
 
-    let baseline = LIVE.load(Ordering::SeqCst);
+    let baseline = CountingAlloc::live_bytes();
     let mut ctx = Context::new();
     ctx.set_ops("vaddr", Box::new(VaddrOps::new().expect("vaddr backend")));
     ctx.targets.push(Target::new(u64::from(pid)));

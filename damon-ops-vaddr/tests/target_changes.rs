@@ -11,9 +11,9 @@ mod common;
 
 use damon_core::damos::{AccessPattern, Action, Scheme};
 use damon_core::*;
-use damon_ops_paddr::fake::FakePhysMem;
-use damon_ops_paddr::probe::{PfnVisibility, ProbeReport};
-use damon_ops_paddr::testing;
+use damon_ops_common::probe::{PfnVisibility, ProbeReport};
+use damon_ops_common::testing;
+use damon_ops_common::testing::fake::FakePhysMem;
 use damon_ops_vaddr::VaddrOps;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -226,12 +226,12 @@ fn maps_churn_under_sampling_keeps_monitoring_valid() {
 }
 
 fn resident_bytes(pid: u64, addr: u64, len: u64) -> u64 {
-    let mut pm = damon_ops_paddr::pagemap::PagemapFile::open(Some(pid as i32)).unwrap();
+    let mut pm = damon_ops_common::pagemap::PagemapFile::open(Some(pid as i32)).unwrap();
     let mut entries = vec![0u64; (len / 4096) as usize];
     let n = pm.read_entries(addr / 4096, &mut entries).unwrap();
     entries[..n]
         .iter()
-        .filter(|&&e| damon_ops_paddr::pagemap::PagemapEntry(e).present())
+        .filter(|&&e| damon_ops_common::pagemap::PagemapEntry(e).present())
         .count() as u64
         * 4096
 }

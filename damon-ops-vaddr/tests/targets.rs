@@ -6,8 +6,8 @@ mod common;
 use damon_core::{
     AddrRange, Attrs, Context, Kdamond, Operations, OpsCtx, OpsError, Rng, Target, VirtualClock,
 };
-use damon_ops_paddr::fake::FakePhysMem;
-use damon_ops_paddr::probe::{PfnVisibility, ProbeReport};
+use damon_ops_common::probe::{PfnVisibility, ProbeReport};
+use damon_ops_common::testing::fake::FakePhysMem;
 use damon_ops_vaddr::process::{pid_of, ProcessFiles};
 use damon_ops_vaddr::VaddrOps;
 use std::sync::Arc;
@@ -90,7 +90,7 @@ fn opening_a_vanished_target_at_init_is_target_gone() {
 #[test]
 fn pagemap_translation_is_batched() {
     let visible = ProbeReport::run().pagemap_pfns == PfnVisibility::Visible;
-    if !damon_ops_paddr::testing::require(
+    if !damon_ops_common::testing::require(
         visible,
         "pagemap_translation_is_batched",
         "PFNs are hidden in pagemap",

@@ -13,6 +13,7 @@ use std::process::Command;
 
 /// The workspace packages whose test binaries run in the guest by default.
 pub const TEST_PACKAGES: &[&str] = &[
+    "damon-ops-common",
     "damon-ops-paddr",
     "damon-ops-vaddr",
     "damon-schemes",

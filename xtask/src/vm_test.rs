@@ -32,7 +32,8 @@ options:
                     test); the guest is also stopped after 300 s without
                     serial output or on a kernel panic/BUG/Oops
   -p, --package P   test only these workspace packages (repeatable; default:
-                    damon-ops-paddr damon-ops-vaddr damon-schemes damon-core)
+                    damon-ops-common damon-ops-paddr damon-ops-vaddr
+                    damon-schemes damon-core)
   -- TEST-ARGS      passed to every test binary (not the smoke test), e.g.
                     `-- page_idle` to filter by name (split on whitespace)
 

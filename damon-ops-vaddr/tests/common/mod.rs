@@ -17,7 +17,8 @@
 //!   mapping, so its maps change under sampling all the time.
 #![allow(dead_code)]
 
-use damon_ops_paddr::sys::{Advice, AnonMapping};
+use damon_ops_common::sys::Advice;
+use damon_ops_common::testing::anon::AnonMapping;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -66,7 +66,7 @@ pub const KPF_PGTABLE: u32 = 26;
 /// A decoded `/proc/kpageflags` word.
 ///
 /// ```
-/// use damon_ops_paddr::kpageflags::{PageFlags, KPF_LRU, KPF_ANON};
+/// use damon_ops_common::kpageflags::{PageFlags, KPF_LRU, KPF_ANON};
 /// let f = PageFlags((1 << KPF_LRU) | (1 << KPF_ANON));
 /// assert!(f.is_lru() && f.has(KPF_ANON) && !f.is_tail());
 /// ```

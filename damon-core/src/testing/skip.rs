@@ -1,8 +1,6 @@
-//! Helpers for tests that need kernel features: on a developer's host a
-//! missing feature skips the test (by name, with the reason, on stderr); in
-//! the guest VM suite (`DAMON_VM_SUITE=1`) it is a hard failure.
-
-use crate::probe::ProbeReport;
+//! Tests that need kernel features: on a developer's host a missing feature
+//! skips the test (by name, with the reason, on stderr); in the guest VM
+//! suite (`DAMON_VM_SUITE=1`) it is a hard failure.
 
 /// The environment variable the VM suite sets.
 pub const VM_SUITE_ENV: &str = "DAMON_VM_SUITE";
@@ -31,20 +29,4 @@ pub fn require(ok: bool, test: &str, reason: &str) -> bool {
 pub fn skip(test: &str, reason: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "skipped: {test}: {reason}");
-}
-
-/// Requires what the paddr backend needs (page_idle, kpageflags, root).
-pub fn require_paddr(test: &str) -> bool {
-    match ProbeReport::run().require_paddr() {
-        Ok(()) => true,
-        Err(e) => require(false, test, &e.to_string()),
-    }
-}
-
-/// Requires what the vaddr backend needs (paddr's needs plus PFNs in pagemap).
-pub fn require_vaddr(test: &str) -> bool {
-    match ProbeReport::run().require_vaddr() {
-        Ok(()) => true,
-        Err(e) => require(false, test, &e.to_string()),
-    }
 }

@@ -31,7 +31,7 @@ pub const PAGEMAP_ENTRY_BYTES: u64 = 8;
 /// A decoded pagemap entry.
 ///
 /// ```
-/// use damon_ops_paddr::pagemap::PagemapEntry;
+/// use damon_ops_common::pagemap::PagemapEntry;
 /// let e = PagemapEntry((1 << 63) | 0x1234);
 /// assert_eq!(e.pfn(), Some(0x1234));
 /// let swapped = PagemapEntry((1 << 62) | (7 << 5) | 2);
@@ -188,7 +188,8 @@ impl PagemapFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::{page_size, AnonMapping};
+    use crate::sys::page_size;
+    use crate::testing::anon::AnonMapping;
 
     #[test]
     fn decoder_follows_pagemap_rst() {

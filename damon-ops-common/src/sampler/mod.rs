@@ -599,7 +599,7 @@ fn fill_bytes(words: &[u64], bytes: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake::FakePhysMem;
+    use crate::testing::fake::FakePhysMem;
 
     fn sample(s: &mut PfnSampler, pfns: &[u64]) -> Vec<Verdict> {
         s.begin(pfns.len());

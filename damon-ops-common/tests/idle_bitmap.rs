@@ -3,11 +3,12 @@
 //! Needs root and CONFIG_IDLE_PAGE_TRACKING: skipped on hosts without them,
 //! a failure in the VM suite.
 
-use damon_ops_paddr::pagemap::PagemapFile;
-use damon_ops_paddr::physio::KernelPhysIo;
-use damon_ops_paddr::sampler::{PfnSampler, SamplerPolicy, Verdict};
-use damon_ops_paddr::sys::{page_size, Advice, AnonMapping};
-use damon_ops_paddr::testing;
+use damon_ops_common::pagemap::PagemapFile;
+use damon_ops_common::physio::KernelPhysIo;
+use damon_ops_common::sampler::{PfnSampler, SamplerPolicy, Verdict};
+use damon_ops_common::sys::{page_size, Advice};
+use damon_ops_common::testing;
+use damon_ops_common::testing::anon::AnonMapping;
 
 const SIZE: usize = 64 << 20;
 const HOT: usize = 16 << 20;
@@ -37,7 +38,7 @@ fn run(test: &str, thp: bool) -> Option<(f64, f64)> {
     );
     let pfns: Vec<Option<u64>> = entries
         .iter()
-        .map(|&e| damon_ops_paddr::pagemap::PagemapEntry(e).pfn())
+        .map(|&e| damon_ops_common::pagemap::PagemapEntry(e).pfn())
         .collect();
     assert!(
         pfns.iter().all(Option::is_some),

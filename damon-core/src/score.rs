@@ -1,4 +1,7 @@
-//! Helpers shared by backends (kernel `ops-common.c`): DAMOS prioritization scores.
+//! DAMOS prioritization scores (the kernel's `damon_hot_score()` and
+//! `damon_cold_score()` in `ops-common.c`), and the virtual-address
+//! backends' `get_scheme_score` (`vaddr.c`), which the simulated backend
+//! shares. paddr's score lives with the paddr backend.
 
 use crate::attrs::Attrs;
 use crate::damos::{Action, Scheme, DAMOS_MAX_SCORE};
@@ -37,15 +40,6 @@ pub fn vaddr_scheme_score(attrs: &Attrs, r: &Region, s: &Scheme) -> u32 {
     match s.action {
         Action::Pageout | Action::MigrateCold => cold_score(attrs, r, s),
         Action::MigrateHot => hot_score(attrs, r, s),
-        _ => DAMOS_MAX_SCORE,
-    }
-}
-
-/// The score the kernel's paddr backend gives (adds lru_prio/lru_deprio).
-pub fn paddr_scheme_score(attrs: &Attrs, r: &Region, s: &Scheme) -> u32 {
-    match s.action {
-        Action::Pageout | Action::LruDeprio | Action::MigrateCold => cold_score(attrs, r, s),
-        Action::LruPrio | Action::MigrateHot => hot_score(attrs, r, s),
         _ => DAMOS_MAX_SCORE,
     }
 }

@@ -46,7 +46,7 @@ pub struct ProbeReport {
 /// Extracts `CapEff` from the text of `/proc/PID/status`.
 ///
 /// ```
-/// let caps = damon_ops_paddr::probe::parse_cap_eff("Name:\tx\nCapEff:\t000001ffffffffff\n");
+/// let caps = damon_ops_common::probe::parse_cap_eff("Name:\tx\nCapEff:\t000001ffffffffff\n");
 /// assert_eq!(caps, Some(0x1ff_ffff_ffff));
 /// ```
 pub fn parse_cap_eff(status: &str) -> Option<u64> {

@@ -4,14 +4,14 @@
 //! A test arms a plan for the files whose path contains a given string and
 //! one kind of call; the next calls of that kind on those files take the
 //! plan's faults in order, one per system call, before reaching the kernel
-//! (or [`crate::fake::FakePhysMem`], which has its own paths). Faults act
+//! (or [`crate::testing::fake::FakePhysMem`], which has its own paths). Faults act
 //! below the retry policy of [`crate::sys`], so an injected `EINTR` shows
 //! that it is retried, and a short transfer shows that callers loop.
 //!
 //! ```
 //! # #[cfg(feature = "fault-injection")] {
-//! use damon_ops_paddr::faults::{inject, Call, Fault};
-//! use damon_ops_paddr::sys::KFile;
+//! use damon_ops_common::testing::faults::{inject, Call, Fault};
+//! use damon_ops_common::sys::KFile;
 //! let plan = inject("/proc/self/status", Call::Pread, [Fault::Errno(libc::EINTR)]);
 //! let mut f = KFile::open_read("/proc/self/status").unwrap();
 //! let mut buf = Vec::new();

@@ -35,7 +35,7 @@ impl From<ParseError> for OpsError {
 }
 
 /// Parses a hexadecimal number with or without a `0x` prefix.
-pub(crate) fn parse_hex(s: &str) -> Option<u64> {
+pub fn parse_hex(s: &str) -> Option<u64> {
     let s = s
         .strip_prefix("0x")
         .or_else(|| s.strip_prefix("0X"))

@@ -50,7 +50,7 @@ impl Coalesce {
 /// keeps it allocates nothing after warm-up.
 ///
 /// ```
-/// use damon_ops_paddr::coalesce::{plan_runs, Coalesce, Run};
+/// use damon_ops_common::coalesce::{plan_runs, Coalesce, Run};
 /// let keys = [3u64, 4, 4, 9, 100];
 /// let mut runs = Vec::new();
 /// plan_runs(keys.len(), |i| keys[i], Coalesce::new(4, 512), &mut runs);
@@ -97,7 +97,7 @@ pub fn plan_runs(n: usize, key: impl Fn(usize) -> u64, policy: Coalesce, out: &m
 /// cost estimates; the sampler plans the same way.
 ///
 /// ```
-/// use damon_ops_paddr::coalesce::{plan_bitmap_calls, Coalesce};
+/// use damon_ops_common::coalesce::{plan_bitmap_calls, Coalesce};
 /// // PFNs 0..=127 live in words 0 and 1: one 16-byte call.
 /// assert_eq!(plan_bitmap_calls(&[0, 5, 64, 127], Coalesce::new(0, 512)), vec![(0, 16)]);
 /// ```

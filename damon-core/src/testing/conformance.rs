@@ -14,7 +14,7 @@
 //!
 //! ```
 //! use damon_core::{AddrRange, HotRange, SimOps, SimPattern, Target};
-//! use damon_ops_paddr::conformance::{conformance_suite, SuiteConfig};
+//! use damon_core::testing::conformance::{conformance_suite, SuiteConfig};
 //! let make = || {
 //!     let hot = HotRange { range: AddrRange::new(0, 8 << 20), probability: 0.7 };
 //!     let ops = SimOps::new(SimPattern::with_hot(256 << 20, vec![hot]));
@@ -24,8 +24,8 @@
 //! assert!(reports.iter().all(|r| r.aggregations > 0));
 //! ```
 
-use damon_core::AddrRange;
-use damon_core::{
+use crate::AddrRange;
+use crate::{
     Attrs, Context, Control, Kdamond, Operations, OpsError, RealClock, Target, VirtualClock,
 };
 use std::sync::{Arc, Mutex};

@@ -1,9 +1,8 @@
 //! The advice calls the schemes work will use: `process_madvise` batching
 //! iovecs in IOV_MAX chunks, and `madvise` on the calling process.
 
-use damon_ops_vaddr::sys::{
-    madvise, page_size, process_madvise, Advice, AnonMapping, Pidfd, IOV_MAX,
-};
+use damon_ops_common::sys::{madvise, page_size, process_madvise, Advice, Pidfd, IOV_MAX};
+use damon_ops_common::testing::anon::AnonMapping;
 
 #[test]
 fn process_madvise_batches_more_than_iov_max_ranges() {

@@ -102,8 +102,8 @@ impl FakeState {
 /// configured otherwise.
 ///
 /// ```
-/// use damon_ops_paddr::fake::FakePhysMem;
-/// use damon_ops_paddr::physio::PhysIo;
+/// use damon_ops_common::testing::fake::FakePhysMem;
+/// use damon_ops_common::physio::PhysIo;
 /// let mut fake = FakePhysMem::new(1000);
 /// fake.add_hot(0..64, 1.0);
 /// let word = 0xffu64.to_ne_bytes(); // mark PFNs 0..8 idle
