@@ -6,13 +6,13 @@
 //! Everything here is a plain function or type so that the examples'
 //! behaviour can be tested without running their binaries.
 
-use damon_core::damo::fmt::{format_sz, format_time_ns};
-use damon_core::damo::{heatmap, wss, HeatmapOptions, Record, RecordRegion, Snapshot, WssOptions};
 use damon_core::damos::Scheme;
 use damon_core::{
     damon_start, AddrRange, Clock, Context, DamonHandle, ExitReason, HotRange, Kdamond, RealClock,
     SimPattern,
 };
+use damon_damo::fmt::{format_sz, format_time_ns};
+use damon_damo::{heatmap, wss, HeatmapOptions, Record, RecordRegion, Snapshot, WssOptions};
 use std::process::{Child, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -474,7 +474,7 @@ impl History {
         }
     }
 
-    /// Appends records taken from a [`damon_core::damo::Recorder`]
+    /// Appends records taken from a [`damon_damo::Recorder`]
     /// (`take_records`): record `i` continues target `i`.
     pub fn absorb(&mut self, new: Vec<Record>) {
         for (i, r) in new.into_iter().enumerate() {
@@ -743,10 +743,9 @@ pub fn scheme_line(label: &str, s: &Scheme, status: Option<(u64, bool)>) -> Stri
 pub fn kdamonds_context(
     path: &std::path::Path,
     program: &str,
-) -> Result<(Context, damon_core::damo::ContextParams), String> {
+) -> Result<(Context, damon_damo::ContextParams), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let cfg =
-        damon_core::damo::parse_kdamonds(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cfg = damon_damo::parse_kdamonds(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let params = cfg
         .contexts()
         .next()

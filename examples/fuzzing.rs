@@ -72,21 +72,21 @@ pub fn kdamonds_json(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(cfg) = damon_core::damo::parse_kdamonds(text) {
-        let Ok(saved) = damon_core::damo::save_kdamonds(&cfg) else {
+    if let Ok(cfg) = damon_damo::parse_kdamonds(text) {
+        let Ok(saved) = damon_damo::save_kdamonds(&cfg) else {
             return;
         };
-        let again = damon_core::damo::parse_kdamonds(&saved).expect("a saved config loads again");
+        let again = damon_damo::parse_kdamonds(&saved).expect("a saved config loads again");
         assert_eq!(cfg, again, "save/load round trip");
     }
 }
 
 /// damo record reader: reports over accepted records never panic.
 pub fn damo_record(data: &[u8]) {
-    if let Ok(records) = damon_core::damo::parse_record(data) {
-        let w = damon_core::damo::wss(&records, &damon_core::damo::WssOptions::default());
+    if let Ok(records) = damon_damo::parse_record(data) {
+        let w = damon_damo::wss(&records, &damon_damo::WssOptions::default());
         let _ = w.to_text(true);
-        let _ = damon_core::damo::heatmap(&records, &damon_core::damo::HeatmapOptions::default());
+        let _ = damon_damo::heatmap(&records, &damon_damo::HeatmapOptions::default());
     }
 }
 

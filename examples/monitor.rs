@@ -48,9 +48,9 @@
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory as _, Parser};
-use damon_core::damo::kdamonds::damo_default_attrs;
-use damon_core::damo::Recorder;
 use damon_core::{damon_select_ops, Clock, Context, RealClock, SimOps, Target, VirtualClock};
+use damon_damo::kdamonds::damo_default_attrs;
+use damon_damo::Recorder;
 use damon_examples::cli::{
     self, check_pid, parse_secs, parse_sim, present, render_frame, render_summary, History, Runner,
     Stop,

@@ -17,10 +17,10 @@
 #![deny(unsafe_code)]
 
 use clap::Parser;
-use damon_core::damo::{write_record_file, RecordFormat, Recorder};
 use damon_core::{
     damon_select_ops, damon_start, Context, Kdamond, RealClock, SimOps, Target, VirtualClock,
 };
+use damon_damo::{write_record_file, RecordFormat, Recorder};
 use damon_examples::cli::{self, parse_sim};
 use std::process::ExitCode;
 use std::sync::Arc;

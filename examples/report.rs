@@ -12,7 +12,7 @@
 #![deny(unsafe_code)]
 
 use clap::{Parser, Subcommand, ValueEnum};
-use damon_core::damo::{
+use damon_damo::{
     access, heatmap, read_record_file, wss, AccessOptions, DamoError, HeatmapOptions, WssOptions,
     WssSort,
 };

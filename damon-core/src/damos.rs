@@ -153,6 +153,41 @@ pub enum GoalMetric {
     InactiveMemBp,
 }
 
+impl GoalMetric {
+    /// Every metric, in the kernel's order.
+    pub const ALL: [GoalMetric; 6] = [
+        GoalMetric::UserInput,
+        GoalMetric::SomeMemPsiUs,
+        GoalMetric::NodeMemUsedBp,
+        GoalMetric::NodeMemFreeBp,
+        GoalMetric::ActiveMemBp,
+        GoalMetric::InactiveMemBp,
+    ];
+
+    /// The kernel's keyword (sysfs `target_metric`, damo's `metric`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            GoalMetric::UserInput => "user_input",
+            GoalMetric::SomeMemPsiUs => "some_mem_psi_us",
+            GoalMetric::NodeMemUsedBp => "node_mem_used_bp",
+            GoalMetric::NodeMemFreeBp => "node_mem_free_bp",
+            GoalMetric::ActiveMemBp => "active_mem_bp",
+            GoalMetric::InactiveMemBp => "inactive_mem_bp",
+        }
+    }
+
+    /// The metric of a kernel keyword.
+    ///
+    /// ```
+    /// use damon_core::damos::GoalMetric;
+    /// assert_eq!(GoalMetric::from_name("node_mem_free_bp"), Some(GoalMetric::NodeMemFreeBp));
+    /// assert_eq!(GoalMetric::from_name("bogus"), None);
+    /// ```
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == s)
+    }
+}
+
 /// One quota goal (`struct damos_quota_goal`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

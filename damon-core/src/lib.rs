@@ -33,8 +33,6 @@ pub mod attrs;
 pub mod callbacks;
 pub mod clock;
 pub mod context;
-#[cfg(feature = "damo")]
-pub mod damo;
 pub mod damos;
 pub mod error;
 pub mod kdamond;

@@ -3,8 +3,8 @@
 //! the bounded history, the runner, the end-of-run report and the schemes
 //! loop. Everything runs on the simulated backend, on virtual time.
 
-use damon_core::damo::{Record, RecordIntervals, RecordRegion, Recorder, Snapshot};
 use damon_core::{ExitReason, VirtualClock};
+use damon_damo::{Record, RecordIntervals, RecordRegion, Recorder, Snapshot};
 use damon_examples::cli::{self, History, Runner, SchemesRun, Stop};
 use damon_schemes::presets::{LruSortParams, ReclaimParams};
 use damon_schemes::SimMetrics;

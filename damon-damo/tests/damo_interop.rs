@@ -6,19 +6,17 @@
 //! A test that cannot run here (no damo and no pip, no kernel DAMON, no
 //! perf, not root) prints `skipped: <test>: <reason>` and passes.
 
-#![cfg(feature = "damo")]
-
-use damon_core::damo::{
-    encode, heatmap, parse_kdamonds, parse_record, save_kdamonds, wss, ContextParams,
-    HeatmapOptions, KdamondParams, KdamondsConfig, Record, RecordFormat, Recorder, TargetParams,
-    WssOptions, WssSort,
-};
 use damon_core::damos::{
     AccessPattern, Action, Filter, FilterKind, GoalMetric, GoalTuner, Quota, QuotaGoal, Scheme,
     Watermarks, WmarkMetric,
 };
 use damon_core::{
     AddrRange, Context, HotRange, Kdamond, Phase, SimOps, SimPattern, Target, VirtualClock,
+};
+use damon_damo::{
+    encode, heatmap, parse_kdamonds, parse_record, save_kdamonds, wss, ContextParams,
+    HeatmapOptions, KdamondParams, KdamondsConfig, Record, RecordFormat, Recorder, TargetParams,
+    WssOptions, WssSort,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;

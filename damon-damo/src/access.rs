@@ -2,10 +2,10 @@
 //! size, access frequency and age, then the estimated memory bandwidth and
 //! the total size.
 
-use super::fmt::{format_hz, format_nr, format_sz, format_time_ns};
-use super::heatmap::snapshot_aggr_us;
-use super::record::Record;
-use super::DamoError;
+use crate::fmt::{format_hz, format_nr, format_sz, format_time_ns};
+use crate::heatmap::snapshot_aggr_us;
+use crate::record::Record;
+use crate::DamoError;
 
 /// Options of [`access()`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -187,8 +187,8 @@ pub fn access(records: &[Record], opts: &AccessOptions) -> Result<Vec<AccessRepo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attrs::IntervalsGoal;
-    use crate::damo::record::{RecordIntervals, RecordRegion, Snapshot};
+    use crate::record::{RecordIntervals, RecordRegion, Snapshot};
+    use damon_core::attrs::IntervalsGoal;
 
     fn rec() -> Record {
         let mut r = Record::new(

@@ -7,7 +7,7 @@
 //! and the offending value. Fractional results are truncated toward zero, as
 //! damo does when it writes a value into a sysfs file.
 
-use super::DamoError;
+use crate::DamoError;
 use serde_json::{Map, Value};
 
 /// `ULONG_MAX` on 64-bit hosts: damo's `max`.

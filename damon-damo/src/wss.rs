@@ -14,8 +14,8 @@
 //! * with `collapse_targets` (damo's default) the targets' sizes are added
 //!   up per snapshot index and reported as target 0.
 
-use super::fmt::format_sz;
-use super::record::{Record, Snapshot};
+use crate::fmt::format_sz;
+use crate::record::{Record, Snapshot};
 
 /// Order of the working set sizes in the distribution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -297,7 +297,7 @@ pub fn wss(records: &[Record], opts: &WssOptions) -> WssReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::damo::record::RecordRegion;
+    use crate::record::RecordRegion;
 
     fn snap(t: u64, regions: &[(u64, u64, u32)]) -> Snapshot {
         Snapshot {

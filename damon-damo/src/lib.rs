@@ -1,0 +1,63 @@
+//! # damon-damo: compatibility with damo
+//!
+//! damo is the kernel DAMON's user-space tool; it is not part of the
+//! kernel's `mm/damon`, so it is not part of the engine either. This crate
+//! holds its record format, its reports and its kdamonds configuration,
+//! built on damon-core's public API only.
+//!
+//! * [`record`]: damo's record files (`json`, `json_compressed`,
+//!   `perf_script`), read with [`parse_record`] and written with
+//!   [`encode`]; a [`Recorder`] turns aggregation snapshots into records.
+//! * [`wss()`], [`heatmap()`], [`access()`]: damo's `report wss`,
+//!   `report heatmap` and `report access`, as pure functions on records.
+//! * [`kdamonds`]: damo's kdamonds JSON (`damo args damon` output, the
+//!   sysfs hierarchy) to and from [`damon_core::Context`] parameters, with
+//!   [`parse_kdamonds`] and [`save_kdamonds`].
+//!
+//! Nothing here calls damo or the kernel: files written here are read by
+//! `damo report`, and files damo wrote are read here.
+//!
+//! ```
+//! use damon_damo::{encode, parse_record, wss, Record, RecordFormat, RecordRegion, Snapshot, WssOptions};
+//! let mut rec = Record::new(0, None);
+//! for (i, hot) in [4096u64, 8192, 0].into_iter().enumerate() {
+//!     let t = i as u64 * 100_000_000;
+//!     rec.snapshots.push(Snapshot {
+//!         start_time: t,
+//!         end_time: t + 100_000_000,
+//!         regions: vec![
+//!             RecordRegion { start: 0, end: hot.max(1), nr_accesses: u32::from(hot > 0), age: 0 },
+//!         ],
+//!         sample_interval_us: None,
+//!     });
+//! }
+//! let bytes = encode(&[rec], RecordFormat::JsonCompressed);
+//! let back = parse_record(&bytes).unwrap();
+//! let report = wss(&back, &WssOptions { exclude_samples: 0, ..Default::default() });
+//! assert_eq!(report.dists[0].percentile(50), Some(4096));
+//! ```
+
+pub mod access;
+mod error;
+pub mod fmt;
+#[cfg(test)]
+mod fuzz_tests;
+pub mod heatmap;
+pub mod kdamonds;
+pub mod record;
+pub(crate) mod value;
+pub mod wss;
+
+pub use error::DamoError;
+
+pub use access::{access, AccessOptions, AccessReport};
+pub use heatmap::{heatmap, Heatmap, HeatmapOptions};
+pub use kdamonds::{
+    parse_kdamonds, save_kdamonds, ContextParams, KdamondParams, KdamondsConfig, TargetParams,
+};
+pub use record::{
+    encode, parse_record, read_record_file, write_json, write_json_compressed, write_perf_script,
+    write_record_file, Record, RecordFormat, RecordIntervals, RecordRegion, Recorder,
+    SharedRecorder, Snapshot,
+};
+pub use wss::{wss, WssDist, WssOptions, WssReport, WssSort};
