@@ -75,7 +75,7 @@ impl Operations for PoolOps {
     fn init(&mut self, ctx: &mut OpsCtx<'_>) -> Result<(), OpsError> {
         for t in ctx.targets.iter_mut() {
             if t.regions.is_empty() {
-                damon_core::adapt::set_regions(t, &[self.pool.range()], ctx.min_region_sz)?;
+                damon_core::backend::set_regions(t, &[self.pool.range()], ctx.min_region_sz)?;
             }
         }
         Ok(())

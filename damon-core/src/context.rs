@@ -1,11 +1,11 @@
 //! The monitoring context (`struct damon_ctx`): parameters, targets,
-//! schemes, the selected backend and callbacks.
+//! schemes, the selected backend, and the user callbacks the loop runs.
 
 use crate::adapt::validate_regions;
 use crate::attrs::Attrs;
-use crate::callbacks::{Callbacks, DamosEngine};
 use crate::clock::Clock;
 use crate::damos::Scheme;
+use crate::engine::{BeforeDamosApplyFn, DamosEngine};
 use crate::error::InvalidParam;
 use crate::ops::Operations;
 use crate::target::Target;
@@ -45,6 +45,47 @@ pub struct Context {
     pub(crate) ops_id: Option<String>,
     pub(crate) damos_engine: Option<Box<dyn DamosEngine>>,
     pub(crate) state: LoopState,
+}
+
+/// What a callback wants the loop to do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Keep monitoring.
+    Continue,
+    /// Stop the context cleanly (the handle reports [`crate::ExitReason::CallbackStopped`]).
+    Stop,
+}
+
+/// Called after every sample.
+pub type AfterSamplingFn = Box<dyn FnMut(&Context) -> Control + Send>;
+/// Called at every aggregation, after merging and before the reset, with
+/// read access to every target's regions.
+pub type AfterAggregationFn = Box<dyn FnMut(&Context) -> Control + Send>;
+/// Called once when the worker ends.
+pub type BeforeTerminateFn = Box<dyn FnMut(&Context) + Send>;
+
+/// The callbacks of a context (the kernel's former `struct damon_callback`).
+#[derive(Default)]
+pub struct Callbacks {
+    /// See [`AfterSamplingFn`].
+    pub after_sampling: Option<AfterSamplingFn>,
+    /// See [`AfterAggregationFn`].
+    pub after_aggregation: Option<AfterAggregationFn>,
+    /// See [`BeforeTerminateFn`].
+    pub before_terminate: Option<BeforeTerminateFn>,
+    /// See [`BeforeDamosApplyFn`].
+    pub before_damos_apply: Option<BeforeDamosApplyFn>,
+}
+
+impl std::fmt::Debug for Callbacks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Callbacks")
+            .field("after_sampling", &self.after_sampling.is_some())
+            .field("after_aggregation", &self.after_aggregation.is_some())
+            .field("before_terminate", &self.before_terminate.is_some())
+            .field("before_damos_apply", &self.before_damos_apply.is_some())
+            .finish()
+    }
 }
 
 /// The loop's private clocks (kernel `damon_ctx` private fields).

@@ -1,6 +1,7 @@
 //! Errors of the core, each telling the caller how to react.
 
 use crate::target::TargetId;
+use std::time::Duration;
 
 /// An invalid parameter, naming the field and the rule it broke.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -171,4 +172,31 @@ pub enum StopError {
         /// Position in the slice given.
         index: usize,
     },
+}
+
+/// Why [`crate::DamonHandle::call_timeout`] did not return the closure's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallTimeoutError {
+    /// The closure did not complete within the given time, typically
+    /// because the worker is blocked in a callback. If it had not started
+    /// by then, it never will; if it had, it runs to completion on the
+    /// worker and its value is dropped.
+    #[error("the call did not complete within {0:?}")]
+    Timeout(Duration),
+    /// The call failed as [`crate::DamonHandle::call`] would have.
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
+/// Why selecting a backend failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SelectError {
+    /// Not registered.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The backend could not be built (e.g. a missing kernel feature).
+    #[error(transparent)]
+    Ops(#[from] OpsError),
 }

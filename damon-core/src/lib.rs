@@ -30,10 +30,11 @@
 pub mod access;
 pub mod adapt;
 pub mod attrs;
-pub mod callbacks;
+pub mod backend;
 pub mod clock;
 pub mod context;
 pub mod damos;
+pub mod engine;
 pub mod error;
 pub mod kdamond;
 pub mod ops;
@@ -50,17 +51,20 @@ pub mod worker;
 
 pub use access::{update_region_access_rate, AccessRate};
 pub use attrs::{Attrs, IntervalsGoal};
-pub use callbacks::{Callbacks, Control, DamosEngine, DamosEnv};
 pub use clock::{Clock, RealClock, VirtualClock, Wake};
-pub use context::{Context, LoopState};
+pub use context::{
+    AfterAggregationFn, AfterSamplingFn, BeforeTerminateFn, Callbacks, Context, Control, LoopState,
+};
+pub use engine::{BeforeDamosApplyFn, DamosEngine, DamosEnv};
 pub use error::{
-    CallError, CommitError, InvalidParam, OpsError, RegistryError, StartError, StopError,
+    CallError, CallTimeoutError, CommitError, InvalidParam, OpsError, RegistryError, SelectError,
+    StartError, StopError,
 };
 pub use kdamond::{ExitReason, Kdamond};
 pub use ops::{ApplyOutcome, Operations, OpsCtx};
 pub use region::{AddrRange, Region};
-pub use registry::{damon_register_ops, damon_select_ops, OpsRegistry, SelectError};
+pub use registry::{damon_register_ops, damon_select_ops, OpsRegistry};
 pub use rng::Rng;
 pub use sim::{HotRange, Phase, SimOps, SimPattern};
 pub use target::{Target, TargetId};
-pub use worker::{damon_nr_running_ctxs, damon_start, damon_stop, CallTimeoutError, DamonHandle};
+pub use worker::{damon_nr_running_ctxs, damon_start, damon_stop, DamonHandle};

@@ -2,7 +2,7 @@
 //! context by id (`damon_register_ops` / `damon_select_ops`).
 
 use crate::context::Context;
-use crate::error::{OpsError, RegistryError};
+use crate::error::{OpsError, RegistryError, SelectError};
 use crate::ops::Operations;
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
@@ -109,18 +109,6 @@ impl OpsRegistry {
         ctx.set_ops(id, ops);
         Ok(())
     }
-}
-
-/// Why selecting a backend failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SelectError {
-    /// Not registered.
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
-    /// The backend could not be built (e.g. a missing kernel feature).
-    #[error(transparent)]
-    Ops(#[from] OpsError),
 }
 
 /// Registers a backend in the global registry (`damon_register_ops`).

@@ -39,10 +39,10 @@
 //! [`DamonHandle::call_timeout`] gives up after a bound instead, and then
 //! guarantees the closure will not start later.
 
-use crate::callbacks::Control;
 use crate::clock::Wake;
 use crate::context::Context;
-use crate::error::{CallError, CommitError, StartError, StopError};
+use crate::context::Control;
+use crate::error::{CallError, CallTimeoutError, CommitError, StartError, StopError};
 use crate::kdamond::{panic_message, Cmd, ExitReason, Kdamond};
 use crossbeam_channel::RecvTimeoutError;
 use parking_lot::Mutex;
@@ -67,21 +67,6 @@ static RUN_STATE: Mutex<RunState> = Mutex::new(RunState {
 /// Number of contexts running in this process (`damon_nr_running_ctxs`).
 pub fn damon_nr_running_ctxs() -> usize {
     RUN_STATE.lock().nr_running
-}
-
-/// Why [`DamonHandle::call_timeout`] did not return the closure's value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CallTimeoutError {
-    /// The closure did not complete within the given time, typically
-    /// because the worker is blocked in a callback. If it had not started
-    /// by then, it never will; if it had, it runs to completion on the
-    /// worker and its value is dropped.
-    #[error("the call did not complete within {0:?}")]
-    Timeout(Duration),
-    /// The call failed as [`DamonHandle::call`] would have.
-    #[error(transparent)]
-    Call(#[from] CallError),
 }
 
 /// Claim states of a [`DamonHandle::call_timeout`] closure: the worker

@@ -58,7 +58,7 @@ pub use paddr::{paddr_scheme_score, PaddrOps, PaddrRegions};
 /// assert!(damon_core::OpsRegistry::global().is_registered("paddr"));
 /// ```
 pub fn register() {
-    let _ = damon_core::damon_register_ops("paddr", || {
+    let _ = damon_core::damon_register_ops(damon_core::backend::ids::PADDR, || {
         Ok(Box::new(PaddrOps::new(PaddrRegions::LargestSystemRam)?)
             as Box<dyn damon_core::Operations>)
     });

@@ -4,9 +4,9 @@
 
 use crate::iomem;
 use crate::numa;
-use damon_core::adapt::set_regions;
+use damon_core::backend::set_regions;
+use damon_core::backend::{cold_score, hot_score};
 use damon_core::damos::{Action, Scheme, DAMOS_MAX_SCORE};
-use damon_core::score::{cold_score, hot_score};
 use damon_core::{AddrRange, ApplyOutcome, Attrs, Operations, OpsCtx, OpsError, Region, Target};
 use damon_ops_common::physio::{KernelPhysIo, PhysIo};
 use damon_ops_common::probe::ProbeReport;

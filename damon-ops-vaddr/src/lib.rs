@@ -65,10 +65,10 @@ pub use ops::VaddrOps;
 /// assert!(reg.is_registered("vaddr") && reg.is_registered("fvaddr"));
 /// ```
 pub fn register() {
-    let _ = damon_core::damon_register_ops("vaddr", || {
+    let _ = damon_core::damon_register_ops(damon_core::backend::ids::VADDR, || {
         Ok(Box::new(VaddrOps::new()?) as Box<dyn damon_core::Operations>)
     });
-    let _ = damon_core::damon_register_ops("fvaddr", || {
+    let _ = damon_core::damon_register_ops(damon_core::backend::ids::FVADDR, || {
         Ok(Box::new(VaddrOps::fixed()?) as Box<dyn damon_core::Operations>)
     });
 }

@@ -5,7 +5,7 @@ use crate::actions::{
 };
 use crate::process::ProcessFiles;
 use crate::three::three_regions;
-use damon_core::adapt::set_regions;
+use damon_core::backend::set_regions;
 use damon_core::damos::{Action, FilterKind, Scheme};
 use damon_core::{
     AddrRange, ApplyOutcome, Attrs, Operations, OpsCtx, OpsError, Region, Target, TargetId,
@@ -376,7 +376,7 @@ impl Operations for VaddrOps {
     }
 
     fn get_scheme_score(&self, attrs: &Attrs, _t: &Target, r: &Region, s: &Scheme) -> u32 {
-        damon_core::score::vaddr_scheme_score(attrs, r, s)
+        damon_core::backend::vaddr_scheme_score(attrs, r, s)
     }
 
     fn check_action(&self, action: Action) -> Result<(), OpsError> {

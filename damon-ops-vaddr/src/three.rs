@@ -86,7 +86,7 @@ pub fn three_regions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use damon_core::adapt::set_regions;
+    use damon_core::backend::set_regions;
     use damon_core::Target;
 
     fn ar(s: u64, e: u64) -> AddrRange {

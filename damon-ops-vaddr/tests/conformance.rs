@@ -124,7 +124,7 @@ fn diagnose(pid: u64, hot: AddrRange) -> String {
         "hot {hot}, initial regions {:x?}\n",
         ctx.targets[0].ranges()
     );
-    let _ = damon_core::adapt::set_regions(&mut ctx.targets[0], &[hot], 4096);
+    let _ = damon_core::backend::set_regions(&mut ctx.targets[0], &[hot], 4096);
     for _ in 0..40 {
         ops.prepare_access_checks(&mut ctx).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(5));

@@ -7,9 +7,9 @@ use crate::metrics::{ProcMetrics, SystemMetrics};
 use crate::quota::{min_score, roll_window, QuotaState};
 use crate::tried::{Shared, TriedRegion};
 use crate::wmarks::{wmark_wait_us, WmarkState};
-use damon_core::adapt::split_region_at;
+use damon_core::backend::align_down;
+use damon_core::backend::split_region_at;
 use damon_core::damos::{Action, FilterKind, Scheme, DAMOS_MAX_SCORE};
-use damon_core::region::align_down;
 use damon_core::{Attrs, DamosEngine, DamosEnv, Operations, OpsError, Region};
 use std::sync::Arc;
 

@@ -1,9 +1,9 @@
 //! Core filters (`addr`, `target`): matching with region splitting, and the
 //! default-reject rules (`damos_filter_match`, `damos_set_filters_default_reject`).
 
-use damon_core::adapt::split_region_at;
+use damon_core::backend::align_down;
+use damon_core::backend::split_region_at;
 use damon_core::damos::{Filter, FilterKind, Scheme};
-use damon_core::region::align_down;
 use damon_core::Region;
 
 /// `damos_filters_default_reject` over one group: memory no filter of the

@@ -32,8 +32,8 @@
 use super::value::{self, array, Obj};
 use crate::DamoError;
 use damon_core::attrs::{Attrs, IntervalsGoal};
-use damon_core::callbacks::Control;
 use damon_core::context::Context;
+use damon_core::Control;
 use serde::Serialize;
 use serde_json::Value;
 use std::io::{Read, Write};

@@ -1,56 +1,17 @@
-//! User callbacks run on the worker thread, and the DAMOS engine hook.
+//! The DAMOS engine as the monitoring loop sees it: the loop calls it at
+//! `kdamond_apply_schemes` (and on activation checks, attribute changes and
+//! commits); `damon-schemes` implements it.
 
 use crate::attrs::Attrs;
-use crate::context::Context;
 use crate::damos::Scheme;
 use crate::error::OpsError;
 use crate::ops::Operations;
 use crate::region::Region;
 use crate::target::Target;
 
-/// What a callback wants the loop to do next.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Control {
-    /// Keep monitoring.
-    Continue,
-    /// Stop the context cleanly (the handle reports [`crate::ExitReason::CallbackStopped`]).
-    Stop,
-}
-
-/// Called after every sample.
-pub type AfterSamplingFn = Box<dyn FnMut(&Context) -> Control + Send>;
-/// Called at every aggregation, after merging and before the reset, with
-/// read access to every target's regions.
-pub type AfterAggregationFn = Box<dyn FnMut(&Context) -> Control + Send>;
-/// Called once when the worker ends.
-pub type BeforeTerminateFn = Box<dyn FnMut(&Context) + Send>;
 /// Called by the schemes engine for every region an action is about to be
 /// tried on: (target index, target, region, scheme index, scheme).
 pub type BeforeDamosApplyFn = Box<dyn FnMut(usize, &Target, &Region, usize, &Scheme) + Send>;
-
-/// The callbacks of a context (the kernel's former `struct damon_callback`).
-#[derive(Default)]
-pub struct Callbacks {
-    /// See [`AfterSamplingFn`].
-    pub after_sampling: Option<AfterSamplingFn>,
-    /// See [`AfterAggregationFn`].
-    pub after_aggregation: Option<AfterAggregationFn>,
-    /// See [`BeforeTerminateFn`].
-    pub before_terminate: Option<BeforeTerminateFn>,
-    /// See [`BeforeDamosApplyFn`].
-    pub before_damos_apply: Option<BeforeDamosApplyFn>,
-}
-
-impl std::fmt::Debug for Callbacks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Callbacks")
-            .field("after_sampling", &self.after_sampling.is_some())
-            .field("after_aggregation", &self.after_aggregation.is_some())
-            .field("before_terminate", &self.before_terminate.is_some())
-            .field("before_damos_apply", &self.before_damos_apply.is_some())
-            .finish()
-    }
-}
 
 /// What the DAMOS engine gets at each loop iteration.
 pub struct DamosEnv<'a> {
