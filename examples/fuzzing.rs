@@ -30,7 +30,7 @@ pub fn proc_maps(data: &[u8]) {
             assert!(v.start <= v.end, "parsed an inverted mapping");
         }
         // the three-regions rule never panics on parsed mappings
-        let _ = damon_ops_vaddr::three::three_regions(vmas.iter().map(|v| v.range()), 4096);
+        let _ = damon_ops_vaddr::three_regions::three_regions(vmas.iter().map(|v| v.range()), 4096);
     }
 }
 

@@ -95,10 +95,7 @@ pub fn filtered_runs(
 /// (`process_madvise` on another process needs it since Linux 5.12).
 pub fn has_cap_sys_nice(status: &str) -> bool {
     const CAP_SYS_NICE: u32 = 23;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    damon_ops_common::probe::parse_cap_eff(status)
         .is_some_and(|caps| caps & (1 << CAP_SYS_NICE) != 0)
 }
 

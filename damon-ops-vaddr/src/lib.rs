@@ -18,7 +18,7 @@
 //!             7f0000000000-7f0000100000 rw-p 00000000 00:00 0\n\
 //!             7ffff0000000-7ffff0021000 rw-p 00000000 00:00 0 [stack]\n";
 //! let vmas = damon_ops_vaddr::maps::parse_maps(maps).unwrap();
-//! let three = damon_ops_vaddr::three::three_regions(vmas.iter().map(|v| v.range()), 4096).unwrap();
+//! let three = damon_ops_vaddr::three_regions::three_regions(vmas.iter().map(|v| v.range()), 4096).unwrap();
 //! assert_eq!(three[0], AddrRange::new(0x400000, 0x700000));
 //! assert_eq!(three[2], AddrRange::new(0x7ffff0000000, 0x7ffff0021000));
 //! ```
@@ -49,10 +49,12 @@
 #![deny(unsafe_code)]
 
 pub mod actions;
+pub mod apply;
 pub mod maps;
 pub mod ops;
 pub mod process;
-pub mod three;
+pub mod three_regions;
+pub mod translate;
 
 pub use ops::VaddrOps;
 

@@ -12,6 +12,7 @@ use crate::maps::{parse_maps_named, Vma};
 use damon_core::{InvalidParam, OpsError, TargetId};
 use damon_ops_common::pagemap::PagemapFile;
 use damon_ops_common::sys::{KFile, Pidfd, SysError};
+use std::collections::HashMap;
 
 /// The privilege hint of every permission error on another process's files.
 pub const PROC_PERMISSION_HINT: &str =
@@ -195,5 +196,126 @@ impl ProcessFiles {
     /// System calls made on this process's files.
     pub fn calls(&self) -> u64 {
         self.pidfd.calls() + self.pagemap.calls() + self.maps.calls() + self.retired_calls
+    }
+}
+
+/// The process table of a vaddr backend: the open files of every target,
+/// the targets that cannot be monitored any more (with why), and the system
+/// calls of files already closed.
+#[derive(Debug, Default)]
+pub struct Processes {
+    procs: HashMap<TargetId, ProcessFiles>,
+    gone: Vec<(TargetId, String)>,
+    retired_calls: u64,
+}
+
+impl Processes {
+    /// The open files of target `id`, if any.
+    pub fn get_mut(&mut self, id: TargetId) -> Option<&mut ProcessFiles> {
+        self.procs.get_mut(&id)
+    }
+
+    /// The last known liveness of target `id` (no system call).
+    pub fn alive(&self, id: TargetId) -> bool {
+        self.procs.get(&id).is_some_and(ProcessFiles::alive)
+    }
+
+    /// Ids of the open targets.
+    pub fn ids(&self) -> impl Iterator<Item = &TargetId> {
+        self.procs.keys()
+    }
+
+    /// The targets lost so far, with why.
+    pub fn gone(&self) -> &[(TargetId, String)] {
+        &self.gone
+    }
+
+    /// Opens the target's files unless already open; errors propagate.
+    pub fn ensure_open(&mut self, id: TargetId) -> Result<(), OpsError> {
+        if self.alive(id) {
+            return Ok(());
+        }
+        self.close(id);
+        let p = ProcessFiles::open(id)?;
+        self.gone.retain(|g| g.0 != id);
+        self.procs.insert(id, p);
+        Ok(())
+    }
+
+    /// Opens a target met for the first time during sampling (added by a
+    /// commit with regions); failure makes it invalid, not an error.
+    pub fn ensure_open_lazily(&mut self, id: TargetId) -> bool {
+        if let Some(p) = self.procs.get(&id) {
+            return p.alive();
+        }
+        if self.is_gone(id) {
+            return false;
+        }
+        match ProcessFiles::open(id) {
+            Ok(p) => {
+                self.procs.insert(id, p);
+                true
+            }
+            Err(e) => {
+                self.mark_gone(id, format!("pid {id} cannot be monitored: {e}"));
+                false
+            }
+        }
+    }
+
+    /// Closes the target's files, keeping their system-call count.
+    pub fn close(&mut self, id: TargetId) {
+        if let Some(old) = self.procs.remove(&id) {
+            self.retired_calls += old.calls();
+        }
+    }
+
+    /// Records that the process of target `id` exited.
+    pub fn mark_exited(&mut self, id: TargetId) {
+        self.mark_gone(id, format!("pid {id} exited"));
+    }
+
+    /// Records that target `id` cannot be monitored any more, and why.
+    pub fn mark_gone(&mut self, id: TargetId, reason: String) {
+        if !self.is_gone(id) {
+            tracing::info!(target: "damon::vaddr", pid = id, "target lost: {reason}");
+            self.gone.push((id, reason));
+        }
+    }
+
+    /// True once target `id` was lost.
+    pub fn is_gone(&self, id: TargetId) -> bool {
+        self.gone.iter().any(|g| g.0 == id)
+    }
+
+    /// Asks the pidfd whether target `id` still runs; a dead one is marked
+    /// exited.
+    pub fn check_valid(&mut self, id: TargetId) -> bool {
+        let valid = match self.procs.get_mut(&id) {
+            Some(p) => p.check_alive(),
+            None => !self.is_gone(id),
+        };
+        if !valid {
+            self.mark_exited(id);
+        }
+        valid
+    }
+
+    /// Why targets were lost, joined (`None` while none was).
+    pub fn invalid_reason(&self) -> Option<String> {
+        match self.gone.as_slice() {
+            [] => None,
+            [(_, why)] => Some(why.clone()),
+            many => {
+                let list: Vec<&str> = many.iter().map(|g| g.1.as_str()).collect();
+                Some(list.join("; "))
+            }
+        }
+    }
+
+    /// System calls on the processes' files (pagemap, maps, pidfd polls),
+    /// including those of files already closed.
+    pub fn calls(&self) -> u64 {
+        self.retired_calls + self.procs.values().map(ProcessFiles::calls).sum::<u64>()
     }
 }

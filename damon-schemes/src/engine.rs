@@ -10,7 +10,7 @@ use crate::wmarks::{wmark_wait_us, WmarkState};
 use damon_core::backend::align_down;
 use damon_core::backend::split_region_at;
 use damon_core::damos::{Action, FilterKind, Scheme, DAMOS_MAX_SCORE};
-use damon_core::{Attrs, DamosEngine, DamosEnv, Operations, OpsError, Region};
+use damon_core::{ApplyOutcome, Attrs, DamosEngine, DamosEnv, Operations, OpsError, Region};
 use std::sync::Arc;
 
 /// Per-scheme private state.
@@ -167,44 +167,11 @@ impl DamosEngine for Damos {
     }
 
     fn apply(&mut self, mut env: DamosEnv<'_>) {
-        let passed = env.passed_sample_intervals;
-        let now_ms = env.now_us / 1000;
         let nr_schemes = env.schemes.len().min(self.states.len());
-        let mut any = false;
-        for si in 0..nr_schemes {
-            if passed < self.states[si].next_apply_sis || !self.states[si].wmark.activated {
-                continue;
-            }
-            any = true;
-            let s = &mut env.schemes[si];
-            if !s.quota.is_set() {
-                continue;
-            }
-            let st = &mut self.states[si].quota;
-            match roll_window(
-                &mut s.quota,
-                st,
-                &mut s.stat.qt_exceeds,
-                now_ms,
-                env.min_region_sz,
-                self.metrics.as_mut(),
-            ) {
-                Ok(true) => {
-                    tracing::debug!(target: "damon::damos_esz", scheme = si, esz = st.esz, "damos_esz")
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(target: "damon::damos", scheme = si, error = %e, "quota goal metric unreadable; quota kept")
-                }
-            }
-            let snapshot = s.clone();
-            self.set_min_score(si, &env, &snapshot);
-        }
-        if !any {
+        if !self.adjust_quotas(&mut env, nr_schemes) {
             return;
         }
         let walking = self.shared.walk_active(nr_schemes);
-
         for ti in 0..env.targets.len() {
             if !env.ops.target_valid(&env.targets[ti]) {
                 continue;
@@ -215,40 +182,7 @@ impl DamosEngine for Damos {
                 ri += 1;
             }
         }
-
-        for si in 0..nr_schemes {
-            if passed < self.states[si].next_apply_sis {
-                continue;
-            }
-            if walking && self.states[si].wmark.activated {
-                self.states[si].walk_completed = true;
-            }
-            self.states[si].next_apply_sis =
-                Self::next_apply_sis(&env.schemes[si], env.attrs, passed);
-            let st = &env.schemes[si].stat;
-            tracing::trace!(
-                target: "damon::damos_stat_after_apply_interval",
-                scheme = si,
-                nr_tried = st.nr_tried,
-                sz_tried = st.sz_tried,
-                nr_applied = st.nr_applied,
-                sz_applied = st.sz_applied,
-                qt_exceeds = st.qt_exceeds,
-                "damos_stat_after_apply_interval"
-            );
-        }
-        if walking
-            && self
-                .states
-                .iter()
-                .take(nr_schemes)
-                .all(|s| s.walk_completed || !s.wmark.activated)
-        {
-            self.shared.complete_walk();
-            for s in &mut self.states {
-                s.walk_completed = false;
-            }
-        }
+        self.end_apply_intervals(&env, nr_schemes, walking);
     }
 
     fn attrs_changed(&mut self, schemes: &[Scheme], attrs: &Attrs, passed: u64) {
@@ -311,6 +245,85 @@ impl DamosEngine for Damos {
 }
 
 impl Damos {
+    /// The first part of `kdamond_apply_schemes`: for every scheme due and
+    /// active, `damos_adjust_quota` (a new charge window, goal tuning, the
+    /// score threshold). Returns whether any scheme is due and active.
+    fn adjust_quotas(&mut self, env: &mut DamosEnv<'_>, nr_schemes: usize) -> bool {
+        let passed = env.passed_sample_intervals;
+        let now_ms = env.now_us / 1000;
+        let mut any = false;
+        for si in 0..nr_schemes {
+            if passed < self.states[si].next_apply_sis || !self.states[si].wmark.activated {
+                continue;
+            }
+            any = true;
+            let s = &mut env.schemes[si];
+            if !s.quota.is_set() {
+                continue;
+            }
+            let st = &mut self.states[si].quota;
+            match roll_window(
+                &mut s.quota,
+                st,
+                &mut s.stat.qt_exceeds,
+                now_ms,
+                env.min_region_sz,
+                self.metrics.as_mut(),
+            ) {
+                Ok(true) => {
+                    tracing::debug!(target: "damon::damos_esz", scheme = si, esz = st.esz, "damos_esz")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(target: "damon::damos", scheme = si, error = %e, "quota goal metric unreadable; quota kept")
+                }
+            }
+            let snapshot = s.clone();
+            self.set_min_score(si, env, &snapshot);
+        }
+        any
+    }
+
+    /// The last part of `kdamond_apply_schemes`: schemes whose apply
+    /// interval passed get their next deadline and their stats event; a
+    /// tried-regions walk completes once every active scheme had its turn.
+    fn end_apply_intervals(&mut self, env: &DamosEnv<'_>, nr_schemes: usize, walking: bool) {
+        let passed = env.passed_sample_intervals;
+        for si in 0..nr_schemes {
+            if passed < self.states[si].next_apply_sis {
+                continue;
+            }
+            if walking && self.states[si].wmark.activated {
+                self.states[si].walk_completed = true;
+            }
+            self.states[si].next_apply_sis =
+                Self::next_apply_sis(&env.schemes[si], env.attrs, passed);
+            let st = &env.schemes[si].stat;
+            tracing::trace!(
+                target: "damon::damos_stat_after_apply_interval",
+                scheme = si,
+                nr_tried = st.nr_tried,
+                sz_tried = st.sz_tried,
+                nr_applied = st.nr_applied,
+                sz_applied = st.sz_applied,
+                qt_exceeds = st.qt_exceeds,
+                "damos_stat_after_apply_interval"
+            );
+        }
+        if walking
+            && self
+                .states
+                .iter()
+                .take(nr_schemes)
+                .all(|s| s.walk_completed || !s.wmark.activated)
+        {
+            self.shared.complete_walk();
+            for s in &mut self.states {
+                s.walk_completed = false;
+            }
+        }
+    }
+
     /// `damon_do_apply_schemes` for region `ri` of target `ti`.
     fn do_apply_schemes(
         &mut self,
@@ -400,7 +413,8 @@ impl Damos {
         false
     }
 
-    /// `damos_apply_scheme`.
+    /// `damos_apply_scheme`: fit the region to the quota, pass it through
+    /// the core filters, act, record and charge it, and count the try.
     fn apply_scheme(
         &mut self,
         env: &mut DamosEnv<'_>,
@@ -409,95 +423,122 @@ impl Damos {
         si: usize,
         walking: bool,
     ) {
-        let quota_set = env.schemes[si].quota.is_set();
-        let mut sz = env.targets[ti].regions[ri].size();
-        let (applied, passed_filters) = 'apply: {
-            let st = &self.states[si];
-            if quota_set && st.quota.charged_sz.saturating_add(sz) > st.quota.esz {
-                sz = align_down(st.quota.esz - st.quota.charged_sz, env.min_region_sz);
-                if sz == 0 {
-                    break 'apply (0, 0);
-                }
-                split_region_at(&mut env.targets[ti].regions, ri, sz);
-            }
-            let (reject, core_allowed) = core_filter_out(
-                &mut env.targets[ti].regions,
-                ri,
-                ti,
-                &env.schemes[si],
-                st.core_default_reject,
-                env.min_region_sz,
-            );
-            if reject {
-                return;
-            }
-            // the core filter may have split: act on the head
-            sz = env.targets[ti].regions[ri].size();
-            let t = &env.targets[ti];
-            let r = &t.regions[ri];
-            let scheme = match (&self.states[si].core_allowed_view, core_allowed) {
-                (Some(view), true) => view,
-                _ => &env.schemes[si],
-            };
-            tracing::trace!(
-                target: "damon::damos_before_apply",
-                ctx_idx = 0,
-                scheme_idx = si,
-                target_idx = ti,
-                start = r.ar.start,
-                end = r.ar.end,
-                nr_accesses = r.nr_accesses_bp / 10_000,
-                age = r.age,
-                "damos_before_apply"
-            );
-            if let Some(cb) = env.before_damos_apply.as_mut() {
-                cb(ti, t, r, si, scheme);
-            }
-            let begin = env.clock.now_us();
-            let outcome = env.ops.apply_scheme(env.attrs, t, r, scheme);
-            let elapsed_ns = env
-                .clock
-                .now_us()
-                .saturating_sub(begin)
-                .saturating_mul(1000);
-            let q = &mut self.states[si].quota;
-            q.total_charged_ns = q.total_charged_ns.saturating_add(elapsed_ns);
-            let outcome = match outcome {
-                Ok(o) => o,
-                Err(e) => {
-                    tracing::warn!(target: "damon::damos", scheme = si, region = %r.ar, error = %e, "action failed");
-                    damon_core::ApplyOutcome::default()
-                }
-            };
-            if walking {
-                self.shared.record(
-                    si,
-                    TriedRegion {
-                        target_idx: ti,
-                        range: r.ar,
-                        nr_accesses: r.nr_accesses_bp / 10_000,
-                        age: r.age,
-                        sz_filter_passed: outcome.sz_filter_passed,
-                    },
+        let (sz, outcome) = match self.fit_quota(env, ti, ri, si) {
+            0 => (0, ApplyOutcome::default()),
+            _ => {
+                let (reject, core_allowed) = core_filter_out(
+                    &mut env.targets[ti].regions,
+                    ri,
+                    ti,
+                    &env.schemes[si],
+                    self.states[si].core_default_reject,
+                    env.min_region_sz,
                 );
+                if reject {
+                    return;
+                }
+                // the core filter may have split: act on the head
+                let sz = env.targets[ti].regions[ri].size();
+                let outcome = self.call_action(env, ti, ri, si, core_allowed);
+                if walking {
+                    let r = &env.targets[ti].regions[ri];
+                    self.shared.record(
+                        si,
+                        TriedRegion {
+                            target_idx: ti,
+                            range: r.ar,
+                            nr_accesses: r.nr_accesses_bp / 10_000,
+                            age: r.age,
+                            sz_filter_passed: outcome.sz_filter_passed,
+                        },
+                    );
+                }
+                self.charge(env, ti, ri, si, sz);
+                (sz, outcome)
             }
-            q.charged_sz = q.charged_sz.saturating_add(sz);
-            if quota_set && q.charged_sz >= q.esz {
-                q.charge_target_from = Some(ti);
-                q.charge_addr_from = r.ar.end;
-            }
-            if env.schemes[si].action != Action::Stat {
-                env.targets[ti].regions[ri].age = 0;
-            }
-            (outcome.applied, outcome.sz_filter_passed)
         };
         let stat = &mut env.schemes[si].stat;
         stat.nr_tried += 1;
         stat.sz_tried += sz;
-        if applied > 0 {
+        if outcome.applied > 0 {
             stat.nr_applied += 1;
         }
-        stat.sz_applied += applied;
-        stat.sz_ops_filter_passed += passed_filters;
+        stat.sz_applied += outcome.applied;
+        stat.sz_ops_filter_passed += outcome.sz_filter_passed;
+    }
+
+    /// The size of the region to try: all of it, or, when that would pass
+    /// the quota, the head that fits (split off), or 0 when nothing fits.
+    fn fit_quota(&mut self, env: &mut DamosEnv<'_>, ti: usize, ri: usize, si: usize) -> u64 {
+        let sz = env.targets[ti].regions[ri].size();
+        let q = &self.states[si].quota;
+        if !env.schemes[si].quota.is_set() || q.charged_sz.saturating_add(sz) <= q.esz {
+            return sz;
+        }
+        let fit = align_down(q.esz - q.charged_sz, env.min_region_sz);
+        if fit != 0 {
+            split_region_at(&mut env.targets[ti].regions, ri, fit);
+        }
+        fit
+    }
+
+    /// The action on one region: the `damos_before_apply` event and
+    /// callback, then the backend, timed for the time quota. A failed
+    /// action is logged and counts as nothing applied.
+    fn call_action(
+        &mut self,
+        env: &mut DamosEnv<'_>,
+        ti: usize,
+        ri: usize,
+        si: usize,
+        core_allowed: bool,
+    ) -> ApplyOutcome {
+        let t = &env.targets[ti];
+        let r = &t.regions[ri];
+        let scheme = match (&self.states[si].core_allowed_view, core_allowed) {
+            (Some(view), true) => view,
+            _ => &env.schemes[si],
+        };
+        tracing::trace!(
+            target: "damon::damos_before_apply",
+            ctx_idx = 0,
+            scheme_idx = si,
+            target_idx = ti,
+            start = r.ar.start,
+            end = r.ar.end,
+            nr_accesses = r.nr_accesses_bp / 10_000,
+            age = r.age,
+            "damos_before_apply"
+        );
+        if let Some(cb) = env.before_damos_apply.as_mut() {
+            cb(ti, t, r, si, scheme);
+        }
+        let begin = env.clock.now_us();
+        let outcome = env.ops.apply_scheme(env.attrs, t, r, scheme);
+        let elapsed_ns = env
+            .clock
+            .now_us()
+            .saturating_sub(begin)
+            .saturating_mul(1000);
+        let q = &mut self.states[si].quota;
+        q.total_charged_ns = q.total_charged_ns.saturating_add(elapsed_ns);
+        outcome.unwrap_or_else(|e| {
+            tracing::warn!(target: "damon::damos", scheme = si, region = %r.ar, error = %e, "action failed");
+            ApplyOutcome::default()
+        })
+    }
+
+    /// Charges `sz` bytes to the scheme's quota (remembering where to
+    /// resume once it is full) and resets the region's age after an action.
+    fn charge(&mut self, env: &mut DamosEnv<'_>, ti: usize, ri: usize, si: usize, sz: u64) {
+        let q = &mut self.states[si].quota;
+        q.charged_sz = q.charged_sz.saturating_add(sz);
+        if env.schemes[si].quota.is_set() && q.charged_sz >= q.esz {
+            q.charge_target_from = Some(ti);
+            q.charge_addr_from = env.targets[ti].regions[ri].ar.end;
+        }
+        if env.schemes[si].action != Action::Stat {
+            env.targets[ti].regions[ri].age = 0;
+        }
     }
 }

@@ -25,8 +25,10 @@
 use crate::coalesce::{plan_runs, Coalesce, Run, PFNS_PER_WORD};
 use crate::kpageflags::PageFlags;
 use crate::physio::PhysIo;
+use heads::HeadCache;
+
+mod heads;
 use damon_core::OpsError;
-use std::collections::BTreeMap;
 
 /// The outcome of one sampled page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -112,13 +114,6 @@ struct Mark {
     via_cache: bool,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct HeadEntry {
-    /// One past the last PFN known to belong to the folio.
-    end: u64,
-    last_used: u64,
-}
-
 /// Pages per kpageflags window when walking back to a head (2 MiB of 4 KiB pages).
 const WALK_WINDOW: u64 = 512;
 /// Windows walked at most (16 MiB of 4 KiB pages).
@@ -128,7 +123,7 @@ const WALK_MAX_WINDOWS: u64 = 8;
 pub struct PfnSampler {
     io: Box<dyn PhysIo>,
     policy: SamplerPolicy,
-    heads: BTreeMap<u64, HeadEntry>,
+    heads: HeadCache,
     marks: Vec<Mark>,
     verdicts: Vec<Verdict>,
     runs: Vec<Run>,
@@ -164,7 +159,7 @@ impl PfnSampler {
         Self {
             io,
             policy,
-            heads: BTreeMap::new(),
+            heads: HeadCache::default(),
             marks: Vec::new(),
             verdicts: Vec::new(),
             runs: Vec::new(),
@@ -237,13 +232,7 @@ impl PfnSampler {
     }
 
     fn lookup_head(&mut self, pfn: u64) -> Option<u64> {
-        let (&head, e) = self.heads.range_mut(..=pfn).next_back()?;
-        if pfn < e.end {
-            e.last_used = self.sample_no;
-            Some(head)
-        } else {
-            None
-        }
+        self.heads.lookup(pfn, self.sample_no)
     }
 
     /// Marks every added PFN idle (heads for known THP tails) with
@@ -335,6 +324,26 @@ impl PfnSampler {
         if !std::mem::take(&mut self.prepared) {
             return Ok(());
         }
+        self.read_idle_bits()?;
+        self.classify_pending()?;
+        for t in 0..self.tails.len() {
+            let pfn = self.tails[t];
+            if self.lookup_head(pfn).is_none() {
+                self.resolve_head(pfn)?;
+            }
+        }
+        self.sample_no += 1;
+        self.stats.samples += 1;
+        if self.sample_no % 256 == 0 {
+            self.prune_heads();
+        }
+        Ok(())
+    }
+
+    /// The bitmap half of [`PfnSampler::check`]: idle bits read back in
+    /// coalesced runs. A set bit is [`Verdict::Idle`], an undelivered word
+    /// [`Verdict::Unknown`]; a clear bit goes to `pending`.
+    fn read_idle_bits(&mut self) -> Result<(), OpsError> {
         let policy = self.bitmap_policy(self.policy.read);
         let marks = &self.marks;
         plan_runs(
@@ -346,21 +355,7 @@ impl PfnSampler {
         self.pending.clear();
         for r in 0..self.runs.len() {
             let run = self.runs[r];
-            let want = run.len as usize * 8;
-            self.bytes.clear();
-            self.bytes.resize(want, 0);
-            let mut done = 0usize;
-            while done < want {
-                match self
-                    .io
-                    .bitmap_read(run.start * 8 + done as u64, &mut self.bytes[done..])
-                {
-                    Ok(0) => break,
-                    Ok(n) => done += n,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            let delivered = (done / 8) as u64;
+            let delivered = self.read_bitmap_run(run)?;
             for i in run.items_start..run.items_end {
                 let m = self.marks[i];
                 let w = m.pfn / PFNS_PER_WORD - run.start;
@@ -379,7 +374,33 @@ impl PfnSampler {
                 }
             }
         }
-        // Bit 0: accessed, or untracked, or a tail. kpageflags tells which.
+        Ok(())
+    }
+
+    /// Reads one run of bitmap words into `bytes`, continuing short reads;
+    /// returns the whole words delivered.
+    fn read_bitmap_run(&mut self, run: Run) -> Result<u64, OpsError> {
+        let want = run.len as usize * 8;
+        self.bytes.clear();
+        self.bytes.resize(want, 0);
+        let mut done = 0usize;
+        while done < want {
+            match self
+                .io
+                .bitmap_read(run.start * 8 + done as u64, &mut self.bytes[done..])
+            {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok((done / 8) as u64)
+    }
+
+    /// The kpageflags half of [`PfnSampler::check`]: a clear idle bit means
+    /// accessed, untracked, or a THP tail; the page's flags tell which.
+    /// Trackable tails not yet mapped to a head go to `tails`.
+    fn classify_pending(&mut self) -> Result<(), OpsError> {
         self.qpfns.clear();
         for &i in &self.pending {
             self.qpfns.push(self.marks[i].pfn);
@@ -410,17 +431,6 @@ impl PfnSampler {
                 Some(_) => Verdict::Accessed,
             };
             self.set(m.slot, v);
-        }
-        for t in 0..self.tails.len() {
-            let pfn = self.tails[t];
-            if self.lookup_head(pfn).is_none() {
-                self.resolve_head(pfn)?;
-            }
-        }
-        self.sample_no += 1;
-        self.stats.samples += 1;
-        if self.sample_no % 256 == 0 {
-            self.prune_heads();
         }
         Ok(())
     }
@@ -511,12 +521,7 @@ impl PfnSampler {
                 let f = self.flag_at(q - base);
                 if f.is_head() {
                     self.stats.tails_resolved += 1;
-                    let e = self.heads.entry(q).or_insert(HeadEntry {
-                        end,
-                        last_used: self.sample_no,
-                    });
-                    e.end = e.end.max(end);
-                    e.last_used = self.sample_no;
+                    self.heads.insert(q, end, self.sample_no);
                     return Ok(Some(q));
                 }
                 if !f.is_tail() || q == base {
@@ -563,17 +568,15 @@ impl PfnSampler {
     }
 
     fn forget_head(&mut self, head: u64) {
-        self.heads.remove(&head);
+        self.heads.forget(head);
     }
 
     fn prune_heads(&mut self) {
-        let now = self.sample_no;
-        let ttl = self.policy.head_cache_ttl;
-        self.heads
-            .retain(|_, e| now.saturating_sub(e.last_used) <= ttl);
-        if self.heads.len() > self.policy.head_cache_max {
-            self.heads.clear();
-        }
+        self.heads.prune(
+            self.sample_no,
+            self.policy.head_cache_ttl,
+            self.policy.head_cache_max,
+        );
     }
 
     /// Number of cached THP head mappings.
@@ -597,142 +600,4 @@ fn fill_bytes(words: &[u64], bytes: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testing::fake::FakePhysMem;
-
-    fn sample(s: &mut PfnSampler, pfns: &[u64]) -> Vec<Verdict> {
-        s.begin(pfns.len());
-        for (i, &p) in pfns.iter().enumerate() {
-            s.add(i, p);
-        }
-        s.mark_idle().unwrap();
-        s.check().unwrap();
-        (0..pfns.len()).map(|i| s.verdict(i)).collect()
-    }
-
-    #[test]
-    fn hot_pages_are_accessed_and_cold_ones_idle() {
-        let mut fake = FakePhysMem::new(1 << 16);
-        fake.add_hot(1000..2000, 1.0);
-        let mut s = PfnSampler::new(Box::new(fake));
-        let v = sample(&mut s, &[5, 1500, 1999, 2000, 40_000]);
-        assert_eq!(
-            v,
-            [
-                Verdict::Idle,
-                Verdict::Accessed,
-                Verdict::Accessed,
-                Verdict::Idle,
-                Verdict::Idle
-            ]
-        );
-    }
-
-    #[test]
-    fn untracked_pages_are_not_accessed() {
-        let mut fake = FakePhysMem::new(1 << 12);
-        fake.set_untracked(0..100);
-        let mut s = PfnSampler::new(Box::new(fake));
-        assert_eq!(
-            sample(&mut s, &[10, 200]),
-            [Verdict::Untracked, Verdict::Idle]
-        );
-    }
-
-    #[test]
-    fn thp_tails_are_resolved_to_heads_and_cached() {
-        let mut fake = FakePhysMem::new(1 << 14);
-        fake.add_thp(1024, 512);
-        fake.add_thp(2048, 512);
-        fake.add_hot(1024..1536, 1.0);
-        let mut s = PfnSampler::new(Box::new(fake));
-        // First sample: tails unknown, heads get cached.
-        let v = sample(&mut s, &[1100, 2100]);
-        assert_eq!(v, [Verdict::Unknown, Verdict::Unknown]);
-        assert_eq!(s.cached_heads(), 2);
-        assert_eq!(s.stats().tails_resolved, 2);
-        // Later samples use the heads: hot THP accessed, cold THP idle.
-        let v = sample(&mut s, &[1500, 2500]);
-        assert_eq!(v, [Verdict::Accessed, Verdict::Idle]);
-        let v = sample(&mut s, &[1030, 2559]);
-        assert_eq!(v, [Verdict::Accessed, Verdict::Idle]);
-        assert!(s.stats().head_cache_hits >= 4);
-    }
-
-    #[test]
-    fn eager_heads_resolve_before_marking() {
-        let mut fake = FakePhysMem::new(1 << 14);
-        fake.add_thp(4096, 512);
-        fake.add_thp(8192, 512);
-        fake.add_hot(4096..4608, 1.0);
-        let policy = SamplerPolicy {
-            eager_heads: true,
-            ..Default::default()
-        };
-        let mut s = PfnSampler::with_policy(Box::new(fake), policy);
-        assert_eq!(
-            sample(&mut s, &[4200, 8300, 8192]),
-            [Verdict::Accessed, Verdict::Idle, Verdict::Idle]
-        );
-    }
-
-    #[test]
-    fn the_partial_max_pfn_word_is_unknown_not_accessed() {
-        // max_pfn = 0x3ffe0 as in a 1 GiB guest: the last word is partial.
-        let fake = FakePhysMem::new(0x3ffe0);
-        let mut s = PfnSampler::new(Box::new(fake));
-        let v = sample(&mut s, &[0x3ffc0 + 3, 0x3ff80]);
-        assert_eq!(v, [Verdict::Unknown, Verdict::Idle]);
-        assert_eq!(s.stats().unreadable, 1);
-    }
-
-    #[test]
-    fn beyond_max_pfn_is_not_an_error() {
-        let fake = FakePhysMem::new(1 << 10);
-        let mut s = PfnSampler::new(Box::new(fake));
-        let v = sample(&mut s, &[1 << 20]);
-        assert_eq!(v, [Verdict::Unknown]);
-        assert_eq!(s.stats().enxio, 1);
-    }
-
-    #[test]
-    fn a_whole_context_costs_few_calls() {
-        let fake = FakePhysMem::new(1 << 18);
-        let state = fake.state();
-        let mut s = PfnSampler::new(Box::new(fake));
-        // 1000 regions of a 1 GiB machine, sampled at spread PFNs
-        let pfns: Vec<u64> = (0..1000u64)
-            .map(|i| (i * 2_654_435_761) % (1 << 18))
-            .collect();
-        let before = s.syscalls();
-        let v = sample(&mut s, &pfns);
-        assert!(v.iter().all(|&x| x == Verdict::Idle));
-        let calls = s.syscalls() - before;
-        let c = state.lock().unwrap().calls;
-        assert!(c[1] <= 100, "{} bitmap writes for 1000 PFNs", c[1]);
-        assert!(c[0] < 1000, "{} bitmap reads for 1000 PFNs", c[0]);
-        assert_eq!(c[2], 0, "idle pages need no kpageflags reads");
-        assert!(
-            calls < 1016,
-            "{calls} calls for 1000 region-samples (naive: 2000)"
-        );
-    }
-
-    #[test]
-    fn duplicates_and_out_of_range_slots_are_harmless() {
-        let mut fake = FakePhysMem::new(1 << 12);
-        fake.add_hot(7..8, 1.0);
-        let mut s = PfnSampler::new(Box::new(fake));
-        s.begin(3);
-        s.add(0, 7);
-        s.add(1, 7);
-        s.add(2, 9);
-        s.add(99, 9);
-        s.mark_idle().unwrap();
-        s.check().unwrap();
-        assert!(s.accessed(0) && s.accessed(1) && !s.accessed(2) && !s.accessed(99));
-        // check without mark is a no-op
-        s.check().unwrap();
-    }
-}
+mod tests;

@@ -34,7 +34,7 @@ fn align_up(x: u64, align: u64) -> u64 {
 ///
 /// ```
 /// use damon_core::AddrRange;
-/// use damon_ops_vaddr::three::three_regions;
+/// use damon_ops_vaddr::three_regions::three_regions;
 /// let vmas = [AddrRange::new(10, 20), AddrRange::new(200, 210), AddrRange::new(300, 305)];
 /// let r = three_regions(vmas, 1).unwrap();
 /// assert_eq!(r, [AddrRange::new(10, 20), AddrRange::new(200, 210), AddrRange::new(300, 305)]);
