@@ -1,16 +1,12 @@
 //! What the `reclaim` and `lru_sort` examples share: the target options,
-//! Ctrl-C handling and the run loop around a preset's schemes. Included by
-//! both with `#[path = "daemon.rs"] mod daemon;` (it uses their
-//! dependencies: clap, ctrlc, damon-schemes).
+//! Ctrl-C handling and the run loop around a preset's schemes.
 
+use crate::cli::{self, emit, interrupt_flag, parse_secs};
 use clap::error::ErrorKind;
 use damon_core::damos::Scheme;
 use damon_core::Attrs;
-use damon_examples::cli::{self, parse_secs};
 use damon_schemes::{ProcMetrics, SimMetrics, SystemMetrics};
-use std::io::Write as _;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Targets and run options of a DAMOS daemon example.
 #[derive(clap::Args, Debug)]
@@ -60,24 +56,6 @@ pub struct Preset {
     pub wmarks_low_mid: (u64, u64),
     /// The first line printed, given a description of the targets.
     pub banner: Box<dyn FnOnce(&str) -> String>,
-}
-
-/// The Ctrl-C / SIGTERM flag; a second signal exits at once.
-fn interrupt_flag() -> &'static AtomicBool {
-    static FLAG: AtomicBool = AtomicBool::new(false);
-    let _ = ctrlc::set_handler(|| {
-        if FLAG.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    });
-    &FLAG
-}
-
-fn emit(text: &str) -> bool {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .is_ok()
 }
 
 fn run(args: &DaemonArgs, preset: Preset) -> Result<(), String> {

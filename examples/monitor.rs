@@ -52,14 +52,13 @@ use damon_core::{damon_select_ops, Clock, Context, RealClock, SimOps, Target, Vi
 use damon_damo::kdamonds::damo_default_attrs;
 use damon_damo::Recorder;
 use damon_examples::cli::{
-    self, check_pid, parse_secs, parse_sim, present, render_frame, render_summary, History, Runner,
-    Stop,
+    self, check_pid, emit, interrupt_flag, parse_secs, parse_sim, present, render_frame,
+    render_summary, History, Runner, Stop,
 };
 use damon_ops_paddr::{PaddrOps, PaddrRegions};
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Live view of memory access: which regions are hot, refreshed
@@ -267,25 +266,6 @@ fn build(args: &Args) -> Result<Setup, String> {
         labels,
         command,
     })
-}
-
-/// The Ctrl-C / SIGTERM flag; a second signal exits at once.
-fn interrupt_flag() -> &'static AtomicBool {
-    static FLAG: AtomicBool = AtomicBool::new(false);
-    let _ = ctrlc::set_handler(|| {
-        if FLAG.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    });
-    &FLAG
-}
-
-/// Writes to stdout; false once stdout is closed (e.g. `| head`).
-fn emit(text: &str) -> bool {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .is_ok()
 }
 
 fn run(args: &Args) -> Result<(), String> {

@@ -51,8 +51,7 @@
 
 #![deny(unsafe_code)]
 
-#[path = "daemon.rs"]
-mod daemon;
+use damon_examples::daemon;
 
 use clap::{CommandFactory as _, Parser};
 use damon_examples::cli::{self, parse_bytes};

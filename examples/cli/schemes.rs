@@ -1,0 +1,253 @@
+//! DAMOS in the examples: contexts with schemes and their report.
+
+use super::*;
+use damon_core::damos::Scheme;
+use damon_core::Context;
+use std::sync::atomic::AtomicBool;
+
+/// One line of scheme statistics: the scheme's label, watermark state, the
+/// kernel's stat names (`nr_tried`, `sz_tried`, `nr_applied`, `sz_applied`,
+/// `qt_exceeds`; sizes in bytes, with a human form) and the effective size
+/// quota of the current window (`esz`, `unlimited` without a quota).
+/// `status` is the engine's `(esz, activated)` if known.
+///
+/// ```
+/// use damon_core::damos::{AccessPattern, Action, Scheme};
+/// let mut s = Scheme::new(AccessPattern::default(), Action::Pageout);
+/// s.stat.nr_tried = 3;
+/// s.stat.sz_applied = 8192;
+/// let line = damon_examples::cli::scheme_line("pageout", &s, Some((0, true)));
+/// assert!(line.starts_with("pageout [active]: nr_tried=3 "), "{line}");
+/// assert!(line.contains("sz_applied=8192 (8.000 KiB)") && line.ends_with("effective_quota=unlimited"));
+/// ```
+pub fn scheme_line(label: &str, s: &Scheme, status: Option<(u64, bool)>) -> String {
+    let st = &s.stat;
+    let state = match status {
+        Some((_, true)) => "active",
+        Some((_, false)) => "inactive (watermarks)",
+        None => "not started",
+    };
+    let quota = if !s.quota.is_set() {
+        "unlimited".to_string()
+    } else {
+        match status {
+            Some((esz, _)) => format!("{esz} ({})", size(esz)),
+            None => "?".into(),
+        }
+    };
+    format!(
+        "{label} [{state}]: nr_tried={} sz_tried={} ({}) nr_applied={} sz_applied={} ({}) qt_exceeds={} effective_quota={quota}",
+        st.nr_tried,
+        st.sz_tried,
+        size(st.sz_tried),
+        st.nr_applied,
+        st.sz_applied,
+        size(st.sz_applied),
+        st.qt_exceeds,
+    )
+}
+
+/// Loads the first context of a damo kdamonds JSON file for monitoring:
+/// its schemes are dropped, and `program` warns about them and about any
+/// further context. Errors name the file.
+pub fn kdamonds_context(
+    path: &std::path::Path,
+    program: &str,
+) -> Result<(Context, damon_damo::ContextParams), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cfg = damon_damo::parse_kdamonds(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let params = cfg
+        .contexts()
+        .next()
+        .ok_or_else(|| format!("{}: no context", path.display()))?
+        .clone();
+    let n = cfg.contexts().count();
+    if n > 1 {
+        eprintln!(
+            "{program}: {}: using the first of {n} contexts",
+            path.display()
+        );
+    }
+    let mut ctx = params.to_context();
+    if !params.schemes.is_empty() {
+        eprintln!(
+            "{program}: ignoring the {} scheme(s) of the config (monitoring only)",
+            params.schemes.len()
+        );
+        ctx.schemes.clear();
+    }
+    Ok((ctx, params))
+}
+
+/// Default free-memory rate of a simulation: halfway between the low and
+/// middle watermarks, where a scheme is active.
+pub fn default_sim_free_rate(low: u64, mid: u64) -> u64 {
+    low + mid.saturating_sub(low) / 2
+}
+
+/// A context for the `vaddr` backend over processes `pids` and, if
+/// `command` is not empty, a command started for it (after the backend was
+/// found usable, so nothing starts when monitoring cannot). Returns the
+/// context, the command and a description of the targets.
+pub fn process_context(
+    pids: &[u32],
+    command: &[String],
+) -> Result<(Context, Option<Command>, String), String> {
+    let mut pids = pids.to_vec();
+    pids.sort_unstable();
+    pids.dedup();
+    for &pid in &pids {
+        check_pid(pid)?;
+    }
+    if pids.is_empty() && command.is_empty() {
+        return Err("no process given: use --pid PID (repeatable) or -- COMMAND".into());
+    }
+    damon_ops_vaddr::register();
+    let mut ctx = Context::new();
+    damon_core::damon_select_ops(&mut ctx, "vaddr")
+        .map_err(|e| format!("cannot monitor processes: {e}"))?;
+    let mut what: Vec<String> = pids.iter().map(|p| format!("pid {p}")).collect();
+    let cmd = if command.is_empty() {
+        None
+    } else {
+        let c = Command::spawn(command)?;
+        what.push(format!("`{}` (pid {})", c.display(), c.pid()));
+        pids.push(c.pid());
+        Some(c)
+    };
+    ctx.targets = pids
+        .iter()
+        .map(|&p| damon_core::Target::new(u64::from(p)))
+        .collect();
+    Ok((ctx, cmd, what.join(", ")))
+}
+
+/// A context over the simulated space of `spec` (see [`parse_sim`]), one target.
+pub fn sim_context(spec: &str, seed: Option<u64>) -> Result<(Context, String), String> {
+    let pattern = parse_sim(spec).map_err(|e| format!("--sim: {e}"))?;
+    let what = format!("simulated {} ({spec})", size(pattern.space_bytes()));
+    let mut ops = damon_core::SimOps::new(pattern);
+    if let Some(seed) = seed {
+        ops = ops.with_seed(seed);
+    }
+    let mut ctx = Context::new();
+    ctx.set_ops("sim", Box::new(ops));
+    ctx.targets.push(damon_core::Target::new(0));
+    ctx.seed = seed;
+    Ok((ctx, what))
+}
+
+/// How [`run_schemes`] runs and reports.
+pub struct SchemesRun<'a> {
+    /// Program name, the prefix of every report line.
+    pub name: &'a str,
+    /// Scheme labels, by position (the action name where missing).
+    pub labels: &'a [&'a str],
+    /// Run on the caller's thread (virtual time) instead of a worker.
+    pub stepped: bool,
+    /// Time between two reports (µs).
+    pub interval_us: u64,
+    /// Stop after this long (µs); `None` runs until interrupted or the
+    /// targets exit.
+    pub duration_us: Option<u64>,
+    /// Set by Ctrl-C.
+    pub interrupt: &'a AtomicBool,
+    /// The engine's `(esz, activated)` per scheme.
+    pub status: Box<dyn Fn() -> Vec<(u64, bool)> + 'a>,
+    /// The free memory rate (per mille) the watermarks see.
+    pub free_mem_rate: Box<dyn FnMut() -> Option<u64> + 'a>,
+}
+
+impl std::fmt::Debug for SchemesRun<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchemesRun")
+            .field("name", &self.name)
+            .field("stepped", &self.stepped)
+            .field("interval_us", &self.interval_us)
+            .field("duration_us", &self.duration_us)
+            .finish()
+    }
+}
+
+/// The report block of [`run_schemes`]: a header with the time and the
+/// free memory rate, then one [`scheme_line`] per scheme.
+pub fn schemes_report(
+    name: &str,
+    elapsed_us: u64,
+    free_mem_rate: Option<u64>,
+    labels: &[&str],
+    schemes: &[Scheme],
+    status: &[(u64, bool)],
+) -> String {
+    let mut out = format!("{name}: t={}", time_us(elapsed_us));
+    if let Some(r) = free_mem_rate {
+        out.push_str(&format!(", free_mem_rate={r} per mille"));
+    }
+    out.push('\n');
+    for (i, s) in schemes.iter().enumerate() {
+        let label = labels.get(i).copied().unwrap_or(s.action.name());
+        out.push_str("  ");
+        out.push_str(&scheme_line(label, s, status.get(i).copied()));
+        out.push('\n');
+    }
+    out
+}
+
+/// Runs a context with schemes (its DAMOS engine installed), writing a
+/// [`schemes_report`] every `interval_us` and a final one through `emit`
+/// (which returns false once its output is closed). Returns why it stopped
+/// and the elapsed time.
+pub fn run_schemes(
+    ctx: Context,
+    mut opts: SchemesRun<'_>,
+    emit: &mut dyn FnMut(&str) -> bool,
+) -> Result<(Stop, u64), String> {
+    let mut runner = Runner::start(ctx, opts.stepped).map_err(|e| format!("cannot start: {e}"))?;
+    let interval = opts.interval_us.max(1);
+    let mut next = interval;
+    let stop = loop {
+        let until = opts.duration_us.map_or(next, |d| next.min(d));
+        let stop = runner.run_until(until, opts.interrupt);
+        let elapsed = runner.elapsed_us();
+        if stop.is_none() {
+            if let Some(schemes) = runner.with_ctx(|c| c.schemes.clone()) {
+                let text = schemes_report(
+                    opts.name,
+                    elapsed,
+                    (opts.free_mem_rate)(),
+                    opts.labels,
+                    &schemes,
+                    &(opts.status)(),
+                );
+                if !emit(&text) {
+                    break Stop::Interrupted;
+                }
+            }
+        }
+        if let Some(s) = stop {
+            break s;
+        }
+        if opts.duration_us.is_some_and(|d| elapsed >= d) {
+            break Stop::Duration;
+        }
+        while next <= elapsed {
+            next += interval;
+        }
+    };
+    let elapsed = runner.elapsed_us();
+    let status = (opts.status)();
+    let rate = (opts.free_mem_rate)();
+    if let Some(ctx) = runner.finish() {
+        let mut text = format!("{}: final statistics\n", opts.name);
+        text.push_str(&schemes_report(
+            opts.name,
+            elapsed,
+            rate,
+            opts.labels,
+            &ctx.schemes,
+            &status,
+        ));
+        emit(&text);
+    }
+    Ok((stop, elapsed))
+}
