@@ -26,6 +26,7 @@
 //!
 //! Names follow the kernel (`nr_accesses`, `age`, `sample_interval`,
 //! `min_nr_regions`, `sz_limit`); deviations are documented where they are made.
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 pub mod access;
 pub mod adapt;

@@ -36,6 +36,7 @@
 //! let report = wss(&back, &WssOptions { exclude_samples: 0, ..Default::default() });
 //! assert_eq!(report.dists[0].percentile(50), Some(4096));
 //! ```
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 pub mod access;
 mod error;

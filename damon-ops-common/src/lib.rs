@@ -24,6 +24,7 @@
 //! use damon_ops_common::kpageflags::{PageFlags, KPF_LRU};
 //! assert!(PageFlags(1 << KPF_LRU).is_lru());
 //! ```
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 #![deny(unsafe_code)]
 
 pub mod coalesce;

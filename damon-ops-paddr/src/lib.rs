@@ -42,6 +42,7 @@
 //! * `/proc/iomem` shows zeroed addresses to non-root readers (detected);
 //! * `paddr` acts only through `stat`: other actions on physical memory need
 //!   the kernel's reverse map and are refused when a scheme is installed.
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 #![deny(unsafe_code)]
 
 pub mod iomem;

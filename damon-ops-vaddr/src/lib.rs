@@ -46,6 +46,7 @@
 //! * A target is pinned by a pidfd opened once, with its `/proc` files, and
 //!   re-validated after opening; every action goes through that pidfd, so a
 //!   recycled pid is never monitored nor acted on.
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 #![deny(unsafe_code)]
 
 pub mod actions;

@@ -402,15 +402,15 @@ fn stat_tried_regions_match_the_engine() {
 mod parking_lot_free {
     use std::sync::Mutex;
     #[derive(Default)]
-    pub struct Log(Mutex<Vec<damon_core::AddrRange>>);
+    pub(crate) struct Log(Mutex<Vec<damon_core::AddrRange>>);
     impl Log {
-        pub fn push(&self, r: damon_core::AddrRange) {
+        pub(crate) fn push(&self, r: damon_core::AddrRange) {
             self.0.lock().unwrap().push(r);
         }
-        pub fn clear(&self) {
+        pub(crate) fn clear(&self) {
             self.0.lock().unwrap().clear();
         }
-        pub fn take(&self) -> Vec<damon_core::AddrRange> {
+        pub(crate) fn take(&self) -> Vec<damon_core::AddrRange> {
             std::mem::take(&mut self.0.lock().unwrap())
         }
     }

@@ -23,6 +23,7 @@
 //! let stats = handles[0].call(|ctx| ctx.schemes[0].stat).unwrap();
 //! assert!(stats.nr_tried > 0 && tried.total_bytes(0) > 0);
 //! ```
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 mod engine;
 pub mod filter;

@@ -7,6 +7,7 @@
 //! used for the same reason). Simulated runs use virtual time, so they take
 //! milliseconds.
 
+use rustix::process::{kill_process, Pid, Signal};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -68,17 +69,15 @@ fn wait(child: std::process::Child, timeout: Duration) -> Output {
     match rx.recv_timeout(timeout) {
         Ok(out) => out.expect("waiting for the program"),
         Err(_) => {
-            signal(pid, libc::SIGKILL);
+            signal(pid, Signal::KILL);
             panic!("the program did not finish within {timeout:?}");
         }
     }
 }
 
-fn signal(pid: u32, sig: i32) {
-    // SAFETY: kill(2) with a pid we started; no memory is involved.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::kill(pid as i32, sig) };
-    assert_eq!(rc, 0, "kill({pid}, {sig})");
+fn signal(pid: u32, sig: Signal) {
+    let p = Pid::from_raw(pid as i32).expect("a child's pid is positive");
+    kill_process(p, sig).unwrap_or_else(|e| panic!("kill({pid}, {sig:?}): {e}"));
 }
 
 struct Run {
@@ -208,7 +207,7 @@ fn monitor_on_real_time_ends_cleanly_on_ctrl_c() {
         &["--sim", "256M:hot=0-16M@1", "--refresh-ms", "100"],
     );
     std::thread::sleep(Duration::from_millis(1200));
-    signal(child.id(), libc::SIGINT);
+    signal(child.id(), Signal::INT);
     let out = wait(child, Duration::from_secs(30));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");

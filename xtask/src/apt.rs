@@ -7,7 +7,7 @@ use std::process::Command;
 /// Debian packages for booting the guest: qemu, a static busybox for the
 /// initramfs, and cpio to pack it. The kernel build's own packages are
 /// handled by `vm/build-kernel.sh`.
-pub const VM_PACKAGES: &[&str] = &["qemu-system-x86", "busybox-static", "cpio"];
+pub(crate) const VM_PACKAGES: &[&str] = &["qemu-system-x86", "busybox-static", "cpio"];
 
 /// Whether dpkg reports `package` as installed.
 fn installed(package: &str) -> bool {
@@ -20,7 +20,7 @@ fn installed(package: &str) -> bool {
 
 /// Installs whichever of `packages` are missing (`apt-get update` first,
 /// only when something has to be installed).
-pub fn ensure(packages: &[&str]) -> Result<()> {
+pub(crate) fn ensure(packages: &[&str]) -> Result<()> {
     let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
         return Ok(());

@@ -46,7 +46,7 @@ fn rustix_free_euid() -> u32 {
 }
 
 /// Entry point of the verb.
-pub fn main(args: Vec<String>) -> Result<ExitCode> {
+pub(crate) fn main(args: Vec<String>) -> Result<ExitCode> {
     let mut seconds = 20u64;
     let mut force_guest = false;
     let mut it = args.into_iter();

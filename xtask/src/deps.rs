@@ -28,7 +28,7 @@ const ALLOWED: &[&str] = &[
 ];
 
 /// Whether an SPDX expression is acceptable.
-pub fn license_ok(expr: &str) -> bool {
+pub(crate) fn license_ok(expr: &str) -> bool {
     let e = expr.replace(['(', ')'], " ");
     let e = e.replace('/', " OR "); // old crates write "MIT/Apache-2.0"
     e.split(" OR ").any(|alt| {
@@ -41,7 +41,7 @@ pub fn license_ok(expr: &str) -> bool {
 
 /// Checks the graph of the workspace at `root` (and the fuzz workspace);
 /// prints findings and returns whether every license is allowed.
-pub fn check(root: &Path) -> Result<bool> {
+pub(crate) fn check(root: &Path) -> Result<bool> {
     let mut ok = true;
     for manifest in [root.join("Cargo.toml"), root.join("fuzz/Cargo.toml")] {
         let out = Command::new(crate::cargo())

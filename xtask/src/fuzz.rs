@@ -21,7 +21,7 @@ kept in fuzz/regressions/<target>/ and replayed by `cargo test`.
 ";
 
 /// Entry point of the verb.
-pub fn main(args: Vec<String>) -> Result<ExitCode> {
+pub(crate) fn main(args: Vec<String>) -> Result<ExitCode> {
     let mut seconds = 30u64;
     let mut targets = Vec::new();
     let mut it = args.into_iter();

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The workspace packages whose test binaries run in the guest by default.
-pub const TEST_PACKAGES: &[&str] = &[
+pub(crate) const TEST_PACKAGES: &[&str] = &[
     "damon-ops-common",
     "damon-ops-paddr",
     "damon-ops-vaddr",
@@ -29,7 +29,7 @@ const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// One libtest executable to run in the guest.
 #[derive(Debug, Clone)]
-pub struct TestBinary {
+pub(crate) struct TestBinary {
     /// Short, stable name: `package` for a lib's unit tests,
     /// `package.target` for integration tests and other targets.
     pub name: String,
@@ -43,7 +43,7 @@ pub struct TestBinary {
 
 /// Everything the initramfs carries besides busybox and init.
 #[derive(Debug)]
-pub struct GuestBinaries {
+pub(crate) struct GuestBinaries {
     /// Test binaries with at least one test, in run order: the smoke test
     /// first, then by name, long-running ones ([`runs_last`]) at the end.
     pub tests: Vec<TestBinary>,
@@ -53,7 +53,7 @@ pub struct GuestBinaries {
 
 /// Builds all guest binaries. `packages` selects the workspace test packages
 /// (empty = [`TEST_PACKAGES`]); `smoke` adds the harness's smoke test.
-pub fn build(root: &Path, packages: &[String], smoke: bool) -> Result<GuestBinaries> {
+pub(crate) fn build(root: &Path, packages: &[String], smoke: bool) -> Result<GuestBinaries> {
     let packages: Vec<&str> = if packages.is_empty() {
         TEST_PACKAGES.to_vec()
     } else {
@@ -113,7 +113,7 @@ pub fn build(root: &Path, packages: &[String], smoke: bool) -> Result<GuestBinar
 /// Whether a test binary runs after all others: integration tests named
 /// `soak` (`PACKAGE.soak`) run for many minutes, and a failure or timeout
 /// there must not keep the other binaries from running and reporting.
-pub fn runs_last(name: &str) -> bool {
+pub(crate) fn runs_last(name: &str) -> bool {
     name.ends_with(".soak")
 }
 

@@ -12,16 +12,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Where the static busybox of Debian's `busybox-static` lives.
-pub const BUSYBOX: &str = "/bin/busybox";
+pub(crate) const BUSYBOX: &str = "/bin/busybox";
 
 /// Host environment variables that reach the guest's tests when set
 /// (see [`forwarded_env`]).
-pub const FORWARDED_ENV: &[&str] = &["DAMON_SOAK_SECS"];
+pub(crate) const FORWARDED_ENV: &[&str] = &["DAMON_SOAK_SECS"];
 
 /// The [`FORWARDED_ENV`] variables that `lookup` (the host environment)
 /// has, as `(name, value)`. Values are written into a shell script, so only
 /// `[A-Za-z0-9._-]` is accepted.
-pub fn forwarded_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>> {
+pub(crate) fn forwarded_env(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for &name in FORWARDED_ENV {
         let Some(value) = lookup(name) else { continue };
@@ -48,7 +50,7 @@ pub fn forwarded_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<(Str
 /// The archive is left uncompressed: with ~30 MiB of static binaries,
 /// gunzip under TCG cost 1-3 s of boot time, while the uncompressed archive
 /// reaches init about 2 s after qemu starts.
-pub fn pack(
+pub(crate) fn pack(
     root: &Path,
     vm_dir: &Path,
     bins: &GuestBinaries,
@@ -109,7 +111,7 @@ pub fn pack(
 
 /// Hard-links `from` to `to` (cheap; `target/` and `build/` share a file
 /// system), falling back to a copy. Keeps the executable bit either way.
-pub fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
     if fs::hard_link(from, to).is_err() {
         fs::copy(from, to)
             .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
@@ -119,7 +121,7 @@ pub fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
 
 /// Whether `path` is an ELF executable without a program interpreter
 /// (`PT_INTERP`), i.e. one that runs without a dynamic loader.
-pub fn is_static_elf(path: &Path) -> Result<bool> {
+pub(crate) fn is_static_elf(path: &Path) -> Result<bool> {
     // ELF and program headers sit at the start of the file.
     let mut data = Vec::new();
     fs::File::open(path)

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 /// Runs `vm/build-kernel.sh` (a no-op when the cache is warm) and returns the
 /// bzImage path it prints as its last stdout line. Its stderr (progress) is
 /// passed through.
-pub fn bz_image(root: &Path) -> Result<PathBuf> {
+pub(crate) fn bz_image(root: &Path) -> Result<PathBuf> {
     let script = root.join("vm/build-kernel.sh");
     let mut cmd = Command::new("bash");
     cmd.arg(&script).stdin(Stdio::null());

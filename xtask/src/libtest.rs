@@ -4,7 +4,7 @@ use std::ops::AddAssign;
 
 /// The counts of one or more libtest summary lines.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
+pub(crate) struct Counts {
     /// Tests that passed.
     pub passed: u64,
     /// Tests that failed.
@@ -26,7 +26,7 @@ impl AddAssign for Counts {
 ///
 /// The marker may be preceded by other text (a kernel message on the same
 /// serial line, for example). Returns `None` for any other line.
-pub fn parse_result_line(line: &str) -> Option<Counts> {
+pub(crate) fn parse_result_line(line: &str) -> Option<Counts> {
     let start = line.find("test result: ")?;
     let rest = &line[start + "test result: ".len()..];
     let (_verdict, fields) = rest.split_once(". ")?;

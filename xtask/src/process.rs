@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, ExitStatus, Stdio};
 
 /// Renders a command the way a user would type it (for logs and errors).
-pub fn display(cmd: &Command) -> String {
+pub(crate) fn display(cmd: &Command) -> String {
     let mut out = String::new();
     for (key, value) in cmd.get_envs() {
         if let Some(value) = value {
@@ -37,7 +37,7 @@ fn quote(s: &str) -> String {
 }
 
 /// Runs `cmd` with inherited stdio; fails unless it exits 0.
-pub fn run(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     let status = status(cmd)?;
     if !status.success() {
         bail!("`{}` failed: {status}", display(cmd));
@@ -46,7 +46,7 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 }
 
 /// Runs `cmd` with inherited stdio and returns its exit status.
-pub fn status(cmd: &mut Command) -> Result<ExitStatus> {
+pub(crate) fn status(cmd: &mut Command) -> Result<ExitStatus> {
     eprintln!("xtask: $ {}", display(cmd));
     cmd.status()
         .with_context(|| format!("cannot run `{}`", display(cmd)))
@@ -56,7 +56,7 @@ pub fn status(cmd: &mut Command) -> Result<ExitStatus> {
 ///
 /// If `echo` is true each line is also printed to our stdout as it arrives.
 /// Stderr is inherited, so progress messages reach the user directly.
-pub fn tee_lines(
+pub(crate) fn tee_lines(
     cmd: &mut Command,
     echo: bool,
     mut on_line: impl FnMut(&str),

@@ -25,7 +25,7 @@ const TROUBLE_GRACE: Duration = Duration::from_secs(3);
 
 /// What to boot and how long to allow.
 #[derive(Debug, Clone)]
-pub struct Boot {
+pub(crate) struct Boot {
     /// The bzImage.
     pub kernel: PathBuf,
     /// The initramfs (newc cpio).
@@ -40,7 +40,7 @@ pub struct Boot {
 
 /// Why qemu stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ending {
+pub(crate) enum Ending {
     /// qemu exited by itself (the guest ran `reboot -f`) with this status.
     Exited(String),
     /// We stopped it: the whole run took longer than [`Boot::timeout`].
@@ -53,7 +53,7 @@ pub enum Ending {
 
 /// The outcome of one boot.
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     /// Why it ended.
     pub ending: Ending,
     /// Whether qemu exited with status 0 (only meaningful for `Exited`).
@@ -80,7 +80,7 @@ impl Boot {
     /// seconds (flaky vaddr tests). With one vCPU every sampling wake-up
     /// switches context, and without PCID each switch reloads CR3, which
     /// flushes qemu's TLB: accesses are seen as on real hardware.
-    pub fn qemu_args(&self) -> Vec<String> {
+    pub(crate) fn qemu_args(&self) -> Vec<String> {
         #[rustfmt::skip]
         let args = [
             "-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "1G",
@@ -102,7 +102,7 @@ impl Boot {
 
     /// The full command: `timeout` (a backstop a minute after our own limit)
     /// around `qemu-system-x86_64`.
-    pub fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         let backstop = self.timeout.as_secs() + 60;
         let mut cmd = Command::new("timeout");
         // --foreground: stay in our process group, so Ctrl-C reaches qemu.
@@ -113,7 +113,7 @@ impl Boot {
     }
 
     /// Writes a script that repeats this boot by hand.
-    pub fn write_script(&self, path: &Path) -> Result<()> {
+    pub(crate) fn write_script(&self, path: &Path) -> Result<()> {
         let script = format!(
             "#!/bin/sh\n# Boots the last VM-suite initramfs again (Ctrl-A x quits qemu).\nexec {}\n",
             process::display(&self.command())
@@ -123,7 +123,7 @@ impl Boot {
 
     /// Boots, streaming every serial line to the log, to stdout and to
     /// `on_line`, and returns once qemu is gone.
-    pub fn run(&self, mut on_line: impl FnMut(&str, Instant)) -> Result<Run> {
+    pub(crate) fn run(&self, mut on_line: impl FnMut(&str, Instant)) -> Result<Run> {
         let mut log =
             File::create(&self.log).with_context(|| format!("creating {}", self.log.display()))?;
         let mut cmd = self.command();

@@ -21,14 +21,14 @@ use std::time::{Duration, Instant};
 const KERNEL_TROUBLE: &[&str] = &["Kernel panic", "BUG: ", "Oops: "];
 
 /// Whether a serial line reports a kernel panic, BUG or Oops.
-pub fn kernel_trouble(line: &str) -> bool {
+pub(crate) fn kernel_trouble(line: &str) -> bool {
     KERNEL_TROUBLE.iter().any(|pat| line.contains(pat))
 }
 
 /// Turns raw console bytes into a printable line: terminal escape
 /// sequences (SeaBIOS clears the screen) and control characters such as
 /// the serial `\r` are dropped.
-pub fn clean_line(raw: &[u8]) -> String {
+pub(crate) fn clean_line(raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw);
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
@@ -55,7 +55,7 @@ pub fn clean_line(raw: &[u8]) -> String {
 
 /// What one test binary did in the guest.
 #[derive(Debug, Default, Clone)]
-pub struct BinaryRun {
+pub(crate) struct BinaryRun {
     /// The name from `@@ RUN`.
     pub name: String,
     /// Sum of its libtest summary lines.
@@ -73,7 +73,7 @@ impl BinaryRun {
     /// The counts this binary contributes to the total: a binary that exited
     /// non-zero (or never exited) has at least one failure, even when its
     /// summary line is missing.
-    pub fn effective(&self) -> Counts {
+    pub(crate) fn effective(&self) -> Counts {
         let mut counts = self.counts;
         if self.rc != Some(0) {
             counts.failed = counts.failed.max(1);
@@ -82,7 +82,7 @@ impl BinaryRun {
     }
 
     /// `ok` or `FAILED`.
-    pub fn verdict(&self) -> &'static str {
+    pub(crate) fn verdict(&self) -> &'static str {
         if self.effective().failed == 0 {
             "ok"
         } else {
@@ -93,7 +93,7 @@ impl BinaryRun {
 
 /// Everything learnt from the serial log so far.
 #[derive(Debug, Default)]
-pub struct Report {
+pub(crate) struct Report {
     /// Test binaries in the order they ran.
     pub runs: Vec<BinaryRun>,
     /// The `@@ INIT` line (init started), without the marker.
@@ -120,7 +120,7 @@ impl Report {
     ///
     /// Markers are recognised anywhere in the line, since a kernel message
     /// can share a console line with init's output.
-    pub fn feed(&mut self, line: &str, at: Instant) {
+    pub(crate) fn feed(&mut self, line: &str, at: Instant) {
         if kernel_trouble(line) && self.kernel_trouble.is_none() {
             self.kernel_trouble = Some(line.to_owned());
         }
@@ -171,7 +171,7 @@ impl Report {
     }
 
     /// Passed/failed over all binaries (see [`BinaryRun::effective`]).
-    pub fn totals(&self) -> Counts {
+    pub(crate) fn totals(&self) -> Counts {
         let mut total = Counts::default();
         for run in &self.runs {
             total += run.effective();

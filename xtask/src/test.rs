@@ -43,7 +43,7 @@ struct Stage {
 }
 
 /// The verb's entry point.
-pub fn main(args: Vec<String>) -> Result<ExitCode> {
+pub(crate) fn main(args: Vec<String>) -> Result<ExitCode> {
     if args.iter().any(|a| a == "-h" || a == "--help") {
         print!("{HELP}");
         return Ok(ExitCode::SUCCESS);

@@ -48,7 +48,7 @@ so the last line never says `0 failed` for a failed run.
 
 /// Options of one VM-suite run.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// Keep `build/vm/rootfs`.
     pub keep: bool,
     /// Limit for the boot.
@@ -74,7 +74,7 @@ impl Default for Options {
 const SILENCE: Duration = Duration::from_secs(300);
 
 /// The verb's entry point.
-pub fn main(args: Vec<String>) -> Result<ExitCode> {
+pub(crate) fn main(args: Vec<String>) -> Result<ExitCode> {
     let Some(opts) = parse_args(args)? else {
         print!("{HELP}");
         return Ok(ExitCode::SUCCESS);
@@ -115,7 +115,7 @@ pub(crate) fn parse_args(args: Vec<String>) -> Result<Option<Options>> {
 
 /// The result of a VM-suite run.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Test counts, including one failure for a harness failure.
     pub counts: Counts,
     /// Whether the harness itself (build, boot, protocol) worked.
@@ -124,7 +124,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// No failed test and no harness failure.
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.harness_ok && self.counts.failed == 0
     }
 }
@@ -143,7 +143,7 @@ struct Suite {
 /// Runs the whole VM suite and prints the results; the last line printed is
 /// `vm-test: N passed, M failed`. Never returns an error: failures are
 /// reported and counted.
-pub fn run(opts: &Options) -> Outcome {
+pub(crate) fn run(opts: &Options) -> Outcome {
     let started = Instant::now();
     let mut suite = Suite::default();
     if let Err(err) = suite.build_and_boot(&crate::workspace_root(), opts) {

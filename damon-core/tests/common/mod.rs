@@ -1,15 +1,18 @@
 //! Helpers shared by the integration tests: a loop on virtual time over the
 //! simulated backend, stepped until a number of aggregations has passed.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of these helpers; `expect` would fail in the binaries that use them all"
+)]
 
 use damon_core::*;
 use std::sync::Arc;
 
-pub const G: u64 = 1 << 30;
-pub const M: u64 = 1 << 20;
+pub(crate) const G: u64 = 1 << 30;
+pub(crate) const M: u64 = 1 << 20;
 
 /// A started loop over `pattern` with default attributes on virtual time.
-pub fn sim_loop(pattern: SimPattern, seed: u64, attrs: Attrs) -> Kdamond {
+pub(crate) fn sim_loop(pattern: SimPattern, seed: u64, attrs: Attrs) -> Kdamond {
     let mut ctx = Context::new();
     ctx.attrs = attrs;
     ctx.set_ops(
@@ -26,7 +29,7 @@ pub fn sim_loop(pattern: SimPattern, seed: u64, attrs: Attrs) -> Kdamond {
 
 /// Steps until one more aggregation has completed (its reset ran), and
 /// returns the number of steps taken.
-pub fn step_aggregation(kd: &mut Kdamond) -> u64 {
+pub(crate) fn step_aggregation(kd: &mut Kdamond) -> u64 {
     let start = kd.ctx().loop_state().next_aggregation_sis;
     let mut steps = 0;
     while kd.ctx().loop_state().next_aggregation_sis == start {
@@ -38,7 +41,7 @@ pub fn step_aggregation(kd: &mut Kdamond) -> u64 {
 
 /// (share of hot bytes in accessed regions, cold-but-accessed bytes / space)
 /// for the aggregation that just completed (its counts are in `last_nr_accesses`).
-pub fn score(kd: &Kdamond, pattern: &SimPattern, t_us: u64) -> (f64, f64) {
+pub(crate) fn score(kd: &Kdamond, pattern: &SimPattern, t_us: u64) -> (f64, f64) {
     let mut hot_found = 0u64;
     let mut cold_accessed = 0u64;
     for r in &kd.ctx().targets[0].regions {

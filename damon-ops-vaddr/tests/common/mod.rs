@@ -15,7 +15,10 @@
 //! * `DAMON_CHILD_CHURN=1`: between passes over the hot range it maps,
 //!   grows with `mremap`, splits with `mprotect` and unmaps a scratch
 //!   mapping, so its maps change under sampling all the time.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of these helpers; `expect` would fail in the binaries that use them all"
+)]
 
 use damon_ops_common::sys::Advice;
 use damon_ops_common::testing::anon::AnonMapping;
@@ -24,7 +27,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running child workload; killed and reaped on drop.
-pub struct Workload {
+pub(crate) struct Workload {
     pub child: Child,
     pub pid: u64,
     pub addr: u64,
@@ -47,7 +50,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 /// The body of the child (called from each test binary's `child_workload_entry`).
-pub fn child_main() {
+pub(crate) fn child_main() {
     if std::env::var("DAMON_TEST_CHILD").is_err() {
         return;
     }
@@ -127,7 +130,7 @@ fn exec_self() -> ! {
 
 /// This test binary's own child (never `DAMON_WORKLOAD_BIN`), with extra
 /// environment; its ready lines (one per image) arrive on `ready`.
-pub struct SelfChild {
+pub(crate) struct SelfChild {
     pub child: Child,
     pub pid: u64,
     pub ready: std::sync::mpsc::Receiver<ReadyLine>,
@@ -135,7 +138,7 @@ pub struct SelfChild {
 
 /// One `DAMON_WORKLOAD_READY` line.
 #[derive(Clone, Copy, Debug)]
-pub struct ReadyLine {
+pub(crate) struct ReadyLine {
     pub addr: u64,
     pub len: u64,
     pub hot_len: u64,
@@ -150,7 +153,7 @@ impl Drop for SelfChild {
 
 impl SelfChild {
     /// The next ready line, waiting at most `secs`.
-    pub fn next_ready(&self, secs: u64) -> ReadyLine {
+    pub(crate) fn next_ready(&self, secs: u64) -> ReadyLine {
         self.ready
             .recv_timeout(Duration::from_secs(secs))
             .expect("child ready line")
@@ -158,7 +161,7 @@ impl SelfChild {
 }
 
 /// Starts this binary's child workload with `env` added.
-pub fn spawn_self(size: u64, hot: u64, exit_ms: u64, env: &[(&str, String)]) -> SelfChild {
+pub(crate) fn spawn_self(size: u64, hot: u64, exit_ms: u64, env: &[(&str, String)]) -> SelfChild {
     let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
     cmd.args([
         "--exact",
@@ -207,7 +210,7 @@ fn parse_ready(line: &str) -> Option<ReadyLine> {
 }
 
 /// Starts a workload child and waits for its ready line.
-pub fn spawn_workload(size: u64, hot: u64, exit_ms: u64) -> Workload {
+pub(crate) fn spawn_workload(size: u64, hot: u64, exit_ms: u64) -> Workload {
     let mut cmd = match std::env::var("DAMON_WORKLOAD_BIN") {
         Ok(bin) => Command::new(bin),
         Err(_) => {
