@@ -5,6 +5,7 @@
 //! * [`test`](mod@test): the whole suite — host tests, fmt, clippy, rustdoc, then the VM suite.
 //! * [`demo`]: the main job: a live view of a real workload's memory.
 //! * [`fuzz`]: every cargo-fuzz target for a while, keeping crashing inputs.
+//! * [`public_api`]: the library crates' public-API snapshots.
 //! * [`vm_test`]: the guest-VM suite — kernel, static test binaries, initramfs,
 //!   one qemu (TCG) boot, results parsed from the serial log.
 //!
@@ -20,6 +21,7 @@ mod initramfs;
 mod kernel;
 mod libtest;
 mod process;
+mod public_api;
 mod qemu;
 mod serial;
 mod test;
@@ -37,6 +39,8 @@ verbs:
   vm-test   run the test binaries inside a qemu guest with DAMON and page_idle
             (see `vm-test --help`)
   fuzz      run every fuzz target for N seconds (see `fuzz --help`)
+  public-api  compare each library's public API with its snapshot
+            (<crate>/public-api.txt; `--bless` rewrites them)
 ";
 
 fn main() -> ExitCode {
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
         Some("vm-test") => vm_test::main(rest),
         Some("fuzz") => fuzz::main(rest),
         Some("demo") => demo::main(rest),
+        Some("public-api") => public_api::main(rest),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -1,7 +1,8 @@
 //! `cargo xtask test`: everything a change has to pass, in one command.
 //!
 //! Stages: host tests (`cargo test --workspace`), `cargo fmt --check`,
-//! `cargo clippy -D warnings`, `cargo doc` with `-Dwarnings`, dependency
+//! `cargo clippy -D warnings`, `cargo doc` with `-Dwarnings`, the
+//! public-API snapshots ([`crate::public_api`]), dependency
 //! hygiene ([`crate::deps`]: licenses, duplicate versions), then the VM
 //! suite ([`crate::vm_test`]). Every stage runs even if an earlier
 //! one failed. The last line is `total: N passed, M failed`.
@@ -22,6 +23,8 @@ Runs, in order, and reports each stage:
   fmt     cargo fmt --all -- --check (and vm/guest-smoke)
   clippy  cargo clippy --workspace --all-targets -- -D warnings (and vm/guest-smoke)
   doc     RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps --workspace
+  api     cargo xtask public-api (the public-API snapshots)
+  deps    licenses and duplicate versions of the dependencies
   vm      cargo xtask vm-test (skipped with --no-vm)
 
 The last lines are `host: …`, `vm: …` and `total: N passed, M failed`, where
@@ -86,6 +89,15 @@ pub(crate) fn main(args: Vec<String>) -> Result<ExitCode> {
             "--no-deps",
             "--workspace",
         ]))
+    }));
+    stages.push(timed("api", || {
+        match crate::public_api::check(&root, false) {
+            Ok(ok) => ok,
+            Err(e) => {
+                eprintln!("xtask: public-api: {e:#}");
+                false
+            }
+        }
     }));
     stages.push(timed("deps", || match crate::deps::check(&root) {
         Ok(ok) => ok,
