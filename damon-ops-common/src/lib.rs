@@ -6,7 +6,7 @@
 //! the kernel's idle page tracking does it for us:
 //!
 //! * [`sys`]: the system-call layer, the only module with `unsafe` in the
-//!   product ([`sys::KFile`], [`sys::Pidfd`], [`sys::madvise`]);
+//!   product ([`sys::KFile`], [`sys::Pidfd`], [`sys::madvise()`]);
 //! * [`physio`]: the page_idle bitmap (`/sys/kernel/mm/page_idle/bitmap`)
 //!   and `/proc/kpageflags`, opened once, behind the [`physio::PhysIo`] trait;
 //! * [`pagemap`], [`kpageflags`]: entry decoders with typed constants, and

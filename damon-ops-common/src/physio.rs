@@ -1,6 +1,6 @@
 //! Access to the two per-PFN kernel files the samplers need: the page_idle
 //! bitmap and `/proc/kpageflags`, behind a small trait so the sampling
-//! logic can also run against [`crate::testing::fake::FakePhysMem`].
+//! logic can also run against `testing::fake::FakePhysMem` (feature `testing`).
 
 use crate::sys::{KFile, SysError};
 use damon_core::OpsError;

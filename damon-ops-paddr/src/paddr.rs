@@ -68,7 +68,7 @@ impl PaddrOps {
         Ok(Self::with_io(regions, Box::new(io), sys::page_size()))
     }
 
-    /// A backend over any [`PhysIo`] (e.g. [`crate::fake::FakePhysMem`])
+    /// A backend over any [`PhysIo`] (e.g. `damon_ops_common::testing::fake::FakePhysMem`)
     /// with the given page size.
     pub fn with_io(regions: PaddrRegions, io: Box<dyn PhysIo>, page_size: u64) -> Self {
         Self {

@@ -1,12 +1,17 @@
 //! # damon-ops-vaddr: monitoring processes' virtual address spaces
 //!
-//! The `vaddr` and `fvaddr` backends of user-space DAMON ([`VaddrOps`]),
-//! built on the physical-page layer of `damon-ops-paddr` (page_idle bitmap,
-//! kpageflags, pagemap decoding, the [`sys`] system-call layer):
+//! The `vaddr` and `fvaddr` backends of user-space DAMON ([`VaddrOps`],
+//! the kernel's `mm/damon/vaddr.c`), built on the page layer of
+//! `damon-ops-common` (page_idle bitmap, kpageflags, pagemap, the
+//! system-call layer); this crate never depends on the paddr backend:
 //!
 //! * [`maps`]: a pure `/proc/PID/maps` parser;
-//! * [`three`]: the kernel's "three regions" of an address space;
-//! * [`process`]: a monitored process's pidfd, pagemap and maps, opened once;
+//! * [`three_regions`]: the kernel's "three regions" of an address space;
+//! * [`process`]: a monitored process's pidfd, pagemap and maps, opened
+//!   once, and the table of every target's ([`process::Processes`]);
+//! * [`translate`]: sampling addresses to PFNs through pagemap, batched;
+//! * [`actions`], [`apply`]: which bytes of a region an action applies to,
+//!   and applying it through the target's pidfd;
 //! * [`VaddrOps`]: the backend.
 //!
 //! The address-space logic runs anywhere:

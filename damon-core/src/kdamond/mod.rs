@@ -3,11 +3,11 @@
 //! thread.
 //!
 //! * this module: [`Kdamond`] itself, its construction and `init`;
-//! * [`step`](mod@step): one iteration of the loop as the kernel's named
+//! * `step`: one iteration of the loop as the kernel's named
 //!   steps (sample, aggregate, call, apply schemes, adapt regions, update);
-//! * [`call`]: `kdamond_call`, the point where requests from handles run;
-//! * [`commit`](mod@commit): `damon_commit_ctx` on a running loop;
-//! * [`exit`]: why a loop ends, the callbacks it runs, and `terminate`.
+//! * `call`: `kdamond_call`, the point where requests from handles run;
+//! * `commit`: `damon_commit_ctx` on a running loop;
+//! * `exit`: why a loop ends, the callbacks it runs, and `terminate`.
 
 mod call;
 mod commit;

@@ -21,7 +21,7 @@ const CALL_ABANDONED: u8 = 2;
 /// Controls one running context. Clones share the context; dropping the last
 /// clone stops the worker and waits for it, as [`DamonHandle::stop`] does
 /// (so it waits for a callback that is blocked; see the [module
-/// docs](self#stopping)).
+/// docs](crate::worker#stopping)).
 #[derive(Clone)]
 pub struct DamonHandle {
     pub(super) inner: Arc<Inner>,

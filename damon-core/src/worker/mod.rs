@@ -30,7 +30,7 @@
 //! point. Once a stop is requested, the loop runs no further request and
 //! no repeating call: a request still queued when the worker ends is
 //! cancelled, and a one-shot call waiting for it returns
-//! [`CallError::Cancelled`], as the kernel's `kdamond_call(ctx, true)`
+//! [`crate::CallError::Cancelled`], as the kernel's `kdamond_call(ctx, true)`
 //! cancels pending `damon_call` requests with `-ECANCELED`. A request made
 //! after the stop was requested is refused without being queued.
 //! Repeating closures are dropped when the worker ends.

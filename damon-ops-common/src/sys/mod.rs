@@ -1,15 +1,15 @@
 //! The system-call layer of the backends: every `unsafe` block of the
-//! product lives under this module (in [`madvise`]).
+//! product lives under this module (in [`mod@madvise`]).
 //!
 //! * [`kfile`]: kernel files (`/proc/...`, `/sys/...`) opened once and read
 //!   or written with rustix's positioned `pread`/`pwrite` ([`KFile`]);
 //! * [`pidfd`]: a process pinned by `pidfd_open` ([`Pidfd`]);
-//! * [`madvise`]: `madvise`/`process_madvise` with contents-preserving
+//! * [`mod@madvise`]: `madvise`/`process_madvise` with contents-preserving
 //!   [`Advice`] (`libc` directly: rustix lacks both).
 //!
 //! Every error keeps its errno and names the call and its argument
 //! ([`SysError`]); every call goes through one retry policy
-//! ([`should_retry`]) and, with the `fault-injection` feature, one fault
+//! (`should_retry`) and, with the `fault-injection` feature, one fault
 //! hook below it. Every system call made through a [`KFile`] or [`Pidfd`] is
 //! counted, so backends can report system calls per region-sample.
 
@@ -101,7 +101,7 @@ pub(crate) fn should_retry(errno: i32, eagain_seen: &mut u32) -> bool {
     false
 }
 
-/// Runs `f` under the retry policy ([`should_retry`]).
+/// Runs `f` under the retry policy (`should_retry`).
 pub(crate) fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
     let mut eagain = 0;
     loop {
