@@ -31,8 +31,50 @@ pub struct DamosEnv<'a> {
     pub schemes: &'a mut [Scheme],
     /// The backend.
     pub ops: &'a mut dyn Operations,
-    /// The user's per-region hook.
-    pub before_damos_apply: Option<&'a mut BeforeDamosApplyFn>,
+    /// The user's per-region hook, run with panics caught.
+    pub before_damos_apply: BeforeApplyHook<'a>,
+}
+
+/// The user's `before_damos_apply` callback as the engine calls it: a panic
+/// is caught like every other callback's, the hook stops calling the user,
+/// and the loop stops the context with
+/// [`crate::ExitReason::CallbackPanicked`] once the engine returns.
+pub struct BeforeApplyHook<'a> {
+    f: Option<&'a mut BeforeDamosApplyFn>,
+    panicked: &'a mut Option<String>,
+}
+
+impl<'a> BeforeApplyHook<'a> {
+    /// A hook calling `f` (if any); a panic message lands in `panicked`.
+    pub fn new(f: Option<&'a mut BeforeDamosApplyFn>, panicked: &'a mut Option<String>) -> Self {
+        Self { f, panicked }
+    }
+
+    /// Runs the callback for one region. False once it has panicked: the
+    /// engine must then stop applying (the context is being stopped).
+    pub fn call(
+        &mut self,
+        target_idx: usize,
+        t: &Target,
+        r: &Region,
+        scheme_idx: usize,
+        s: &Scheme,
+    ) -> bool {
+        if self.panicked.is_some() {
+            return false;
+        }
+        let Some(f) = self.f.as_mut() else {
+            return true;
+        };
+        let run = std::panic::AssertUnwindSafe(|| f(target_idx, t, r, scheme_idx, s));
+        match std::panic::catch_unwind(run) {
+            Ok(()) => true,
+            Err(p) => {
+                *self.panicked = Some(crate::kdamond::panic_message(p.as_ref()));
+                false
+            }
+        }
+    }
 }
 
 /// The DAMOS engine as the loop sees it (implemented by `damon-schemes`).
@@ -53,6 +95,13 @@ pub trait DamosEngine: Send {
         attrs: &Attrs,
         passed: u64,
     );
+    /// Targets were committed: `remap[i]` is the new index of the target
+    /// that was at index `i`, or `None` when it was destroyed. The kernel
+    /// resets every quota resume point (`charge_target_from`) that named a
+    /// destroyed target and keeps it for targets that only moved.
+    fn targets_committed(&mut self, remap: &[Option<usize>]) {
+        let _ = remap;
+    }
     /// Refuses schemes this engine and backend cannot run.
     fn check(&self, schemes: &[Scheme], ops: &dyn Operations) -> Result<(), OpsError>;
 }

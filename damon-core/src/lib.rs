@@ -56,7 +56,7 @@ pub use clock::{Clock, RealClock, VirtualClock, Wake};
 pub use context::{
     AfterAggregationFn, AfterSamplingFn, BeforeTerminateFn, Callbacks, Context, Control, LoopState,
 };
-pub use engine::{BeforeDamosApplyFn, DamosEngine, DamosEnv};
+pub use engine::{BeforeApplyHook, BeforeDamosApplyFn, DamosEngine, DamosEnv};
 pub use error::{
     CallError, CallTimeoutError, CommitError, InvalidParam, OpsError, RegistryError, SelectError,
     StartError, StopError,

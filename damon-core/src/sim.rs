@@ -192,6 +192,9 @@ pub struct SimApplied {
     pub action: Action,
 }
 
+/// The most actions [`SimOps::applied`] keeps (the older half is dropped).
+pub const APPLIED_LOG_MAX: usize = 100_000;
+
 /// The simulated backend. Every target uses the same pattern unless one is
 /// given per target id with [`SimOps::with_target`].
 #[derive(Debug)]
@@ -330,8 +333,14 @@ impl Operations for SimOps {
         r: &Region,
         s: &Scheme,
     ) -> Result<ApplyOutcome, OpsError> {
-        if self.applied.len() >= 100_000 {
-            self.applied.drain(..50_000);
+        // The log is bounded and reserved whole on first use, so a loop
+        // with schemes does not allocate after warm-up.
+        if self.applied.capacity() < APPLIED_LOG_MAX {
+            self.applied
+                .reserve_exact(APPLIED_LOG_MAX - self.applied.len());
+        }
+        if self.applied.len() >= APPLIED_LOG_MAX {
+            self.applied.drain(..APPLIED_LOG_MAX / 2);
         }
         self.applied.push(SimApplied {
             target: t.id,

@@ -9,7 +9,7 @@ use crate::tried::{Shared, TriedRegion};
 use crate::wmarks::{wmark_wait_us, WmarkState};
 use damon_core::backend::align_down;
 use damon_core::backend::split_region_at;
-use damon_core::damos::{Action, FilterKind, Scheme, DAMOS_MAX_SCORE};
+use damon_core::damos::{Action, FilterKind, GoalMetric, Scheme, DAMOS_MAX_SCORE};
 use damon_core::{ApplyOutcome, Attrs, DamosEngine, DamosEnv, Operations, OpsError, Region};
 use std::sync::Arc;
 
@@ -82,7 +82,8 @@ impl Damos {
     }
 
     /// Score histogram and `min_score` for one scheme (`damos_adjust_quota`, second part).
-    fn set_min_score(&mut self, si: usize, env: &DamosEnv<'_>, s: &Scheme) {
+    fn set_min_score(&mut self, si: usize, env: &DamosEnv<'_>) {
+        let s = &env.schemes[si];
         let h = &mut self.histogram;
         h.fill(0);
         for (ti, t) in env.targets.iter().enumerate() {
@@ -153,11 +154,9 @@ impl DamosEngine for Damos {
             ));
         }
         self.shared.publish(
-            &self
-                .states
+            self.states
                 .iter()
-                .map(|s| (s.quota.esz, s.wmark.activated, s.quota.min_score))
-                .collect::<Vec<_>>(),
+                .map(|s| (s.quota.esz, s.wmark.activated, s.quota.min_score)),
         );
         if min_wait > 0 {
             // every scheme is inactive: a pending walk cannot complete
@@ -174,11 +173,16 @@ impl DamosEngine for Damos {
         let walking = self.shared.walk_active(nr_schemes);
         for ti in 0..env.targets.len() {
             if !env.ops.target_valid(&env.targets[ti]) {
+                // The mm tree (v7.3 cycle): a resume point in a target that
+                // can no longer be tried would skip every other target.
+                self.forget_charge_marks(|t| t == ti);
                 continue;
             }
             let mut ri = 0;
             while ri < env.targets[ti].regions.len() {
-                self.do_apply_schemes(&mut env, ti, ri, nr_schemes, walking);
+                if !self.do_apply_schemes(&mut env, ti, ri, nr_schemes, walking) {
+                    return; // before_damos_apply panicked: the loop stops the context
+                }
                 ri += 1;
             }
         }
@@ -220,6 +224,18 @@ impl DamosEngine for Damos {
         self.shared.set_nr_schemes(new_len);
     }
 
+    fn targets_committed(&mut self, remap: &[Option<usize>]) {
+        for st in &mut self.states {
+            let q = &mut st.quota;
+            if let Some(t) = q.charge_target_from {
+                q.charge_target_from = remap.get(t).copied().flatten();
+                if q.charge_target_from.is_none() {
+                    q.charge_addr_from = 0;
+                }
+            }
+        }
+    }
+
     fn check(&self, schemes: &[Scheme], _ops: &dyn Operations) -> Result<(), OpsError> {
         for (i, s) in schemes.iter().enumerate() {
             if s.quota.is_set()
@@ -232,6 +248,20 @@ impl DamosEngine for Damos {
                 }));
             }
             for (j, g) in s.quota.goals.iter().enumerate() {
+                let node_metric = matches!(
+                    g.metric,
+                    GoalMetric::NodeMemUsedBp | GoalMetric::NodeMemFreeBp
+                );
+                if node_metric && !self.metrics.node_exists(g.nid) {
+                    return Err(OpsError::Invalid(damon_core::InvalidParam {
+                        field: format!("schemes[{i}].quota.goals[{j}].nid"),
+                        reason: format!(
+                            "NUMA node {} does not exist on this system, so {} cannot be measured",
+                            g.nid,
+                            g.metric.name()
+                        ),
+                    }));
+                }
                 if g.target_value == 0 {
                     return Err(OpsError::Invalid(damon_core::InvalidParam {
                         field: format!("schemes[{i}].quota.goals[{j}].target_value"),
@@ -245,6 +275,18 @@ impl DamosEngine for Damos {
 }
 
 impl Damos {
+    /// Resets the quota resume point of every scheme whose point lies in a
+    /// target matching `target` (the kernel's `charge_target_from = NULL`).
+    fn forget_charge_marks(&mut self, target: impl Fn(usize) -> bool) {
+        for st in &mut self.states {
+            let q = &mut st.quota;
+            if q.charge_target_from.is_some_and(&target) {
+                q.charge_target_from = None;
+                q.charge_addr_from = 0;
+            }
+        }
+    }
+
     /// The first part of `kdamond_apply_schemes`: for every scheme due and
     /// active, `damos_adjust_quota` (a new charge window, goal tuning, the
     /// score threshold). Returns whether any scheme is due and active.
@@ -278,8 +320,7 @@ impl Damos {
                     tracing::warn!(target: "damon::damos", scheme = si, error = %e, "quota goal metric unreadable; quota kept")
                 }
             }
-            let snapshot = s.clone();
-            self.set_min_score(si, env, &snapshot);
+            self.set_min_score(si, env);
         }
         any
     }
@@ -332,7 +373,7 @@ impl Damos {
         ri: usize,
         nr_schemes: usize,
         walking: bool,
-    ) {
+    ) -> bool {
         let passed = env.passed_sample_intervals;
         for si in 0..nr_schemes {
             let st = &self.states[si];
@@ -349,13 +390,14 @@ impl Damos {
             if s.max_nr_snapshots != 0 && s.stat.nr_snapshots >= s.max_nr_snapshots {
                 continue;
             }
-            if self.valid_target(env, ti, ri, si) {
-                self.apply_scheme(env, ti, ri, si, walking);
+            if self.valid_target(env, ti, ri, si) && !self.apply_scheme(env, ti, ri, si, walking) {
+                return false;
             }
             if ri + 1 == env.targets[ti].regions.len() {
                 env.schemes[si].stat.nr_snapshots += 1;
             }
         }
+        true
     }
 
     /// `damos_valid_target`: the pattern, and the score threshold when a quota is set.
@@ -415,6 +457,7 @@ impl Damos {
 
     /// `damos_apply_scheme`: fit the region to the quota, pass it through
     /// the core filters, act, record and charge it, and count the try.
+    /// False when `before_damos_apply` panicked (nothing more is applied).
     fn apply_scheme(
         &mut self,
         env: &mut DamosEnv<'_>,
@@ -422,7 +465,7 @@ impl Damos {
         ri: usize,
         si: usize,
         walking: bool,
-    ) {
+    ) -> bool {
         let (sz, outcome) = match self.fit_quota(env, ti, ri, si) {
             0 => (0, ApplyOutcome::default()),
             _ => {
@@ -435,12 +478,16 @@ impl Damos {
                     env.min_region_sz,
                 );
                 if reject {
-                    return;
+                    return true;
                 }
                 // the core filter may have split: act on the head
                 let sz = env.targets[ti].regions[ri].size();
-                let outcome = self.call_action(env, ti, ri, si, core_allowed);
-                if walking {
+                let Some(outcome) = self.call_action(env, ti, ri, si, core_allowed) else {
+                    return false;
+                };
+                // `damos_walk_call_walk` returns early for a scheme that
+                // already completed its apply interval of this walk.
+                if walking && !self.states[si].walk_completed {
                     let r = &env.targets[ti].regions[ri];
                     self.shared.record(
                         si,
@@ -465,6 +512,7 @@ impl Damos {
         }
         stat.sz_applied += outcome.applied;
         stat.sz_ops_filter_passed += outcome.sz_filter_passed;
+        true
     }
 
     /// The size of the region to try: all of it, or, when that would pass
@@ -484,7 +532,8 @@ impl Damos {
 
     /// The action on one region: the `damos_before_apply` event and
     /// callback, then the backend, timed for the time quota. A failed
-    /// action is logged and counts as nothing applied.
+    /// action is logged and counts as nothing applied; `None` when the
+    /// callback panicked (the action is not taken).
     fn call_action(
         &mut self,
         env: &mut DamosEnv<'_>,
@@ -492,7 +541,7 @@ impl Damos {
         ri: usize,
         si: usize,
         core_allowed: bool,
-    ) -> ApplyOutcome {
+    ) -> Option<ApplyOutcome> {
         let t = &env.targets[ti];
         let r = &t.regions[ri];
         let scheme = match (&self.states[si].core_allowed_view, core_allowed) {
@@ -510,8 +559,8 @@ impl Damos {
             age = r.age,
             "damos_before_apply"
         );
-        if let Some(cb) = env.before_damos_apply.as_mut() {
-            cb(ti, t, r, si, scheme);
+        if !env.before_damos_apply.call(ti, t, r, si, scheme) {
+            return None;
         }
         let begin = env.clock.now_us();
         let outcome = env.ops.apply_scheme(env.attrs, t, r, scheme);
@@ -522,10 +571,10 @@ impl Damos {
             .saturating_mul(1000);
         let q = &mut self.states[si].quota;
         q.total_charged_ns = q.total_charged_ns.saturating_add(elapsed_ns);
-        outcome.unwrap_or_else(|e| {
+        Some(outcome.unwrap_or_else(|e| {
             tracing::warn!(target: "damon::damos", scheme = si, region = %r.ar, error = %e, "action failed");
             ApplyOutcome::default()
-        })
+        }))
     }
 
     /// Charges `sz` bytes to the scheme's quota (remembering where to

@@ -15,6 +15,12 @@ pub trait SystemMetrics: Send {
     fn node_mem(&mut self, nid: i32) -> Result<(u64, u64), OpsError>;
     /// (active, inactive) LRU bytes.
     fn lru(&mut self) -> Result<(u64, u64), OpsError>;
+    /// Whether NUMA node `nid` exists, so a goal on it can be measured at
+    /// all (checked when a scheme is installed). Defaults to true.
+    fn node_exists(&self, nid: i32) -> bool {
+        let _ = nid;
+        true
+    }
 }
 
 fn malformed(what: &str, detail: impl Into<String>) -> OpsError {
@@ -62,13 +68,6 @@ pub fn parse_meminfo(text: &str, what: &str) -> Result<Vec<(String, u64)>, OpsEr
     Ok(out)
 }
 
-fn field(v: &[(String, u64)], key: &str, what: &str) -> Result<u64, OpsError> {
-    v.iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, n)| *n)
-        .ok_or_else(|| malformed(what, format!("no {key} field")))
-}
-
 /// Parses `/proc/pressure/memory` and returns the `some` line's `total=` (µs).
 pub fn parse_psi_some_total(text: &str) -> Result<u64, OpsError> {
     let what = "/proc/pressure/memory";
@@ -86,49 +85,129 @@ pub fn parse_psi_some_total(text: &str) -> Result<u64, OpsError> {
 }
 
 /// Reads the metrics from this machine.
+///
+/// Files are read into a per-thread buffer and looked up without building
+/// anything, so after the first read of each file a metric costs no
+/// allocation (the monitoring loop allocates nothing with schemes
+/// installed).
 #[derive(Debug, Default)]
 pub struct ProcMetrics;
 
-fn read(path: &str) -> Result<String, OpsError> {
-    std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound if path.starts_with("/proc/pressure") => {
-            OpsError::Unsupported {
-                what: path.into(),
-                hint: "kernel built without CONFIG_PSI (or booted with psi=0)".into(),
-            }
+/// Why a metric file is missing, for the error that names it.
+fn missing_hint(path: &str) -> Option<&'static str> {
+    if path.starts_with("/proc/pressure") {
+        Some("kernel built without CONFIG_PSI (or booted with psi=0)")
+    } else if path.contains("/node/") {
+        Some("no such NUMA node (kernel without CONFIG_NUMA, or a wrong nid)")
+    } else {
+        None
+    }
+}
+
+/// Reads `path` into the calling thread's reused buffer and hands the text
+/// to `f`.
+fn with_file<T>(path: &str, f: impl FnOnce(&str) -> Result<T, OpsError>) -> Result<T, OpsError> {
+    use std::io::Read as _;
+    thread_local! {
+        static BUF: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    let read = |buf: &mut String| -> std::io::Result<()> {
+        buf.clear();
+        if buf.capacity() < 8192 {
+            buf.reserve(8192);
         }
-        std::io::ErrorKind::NotFound if path.contains("/node/") => OpsError::Unsupported {
-            what: path.into(),
-            hint: "no such NUMA node (kernel without CONFIG_NUMA, or a wrong nid)".into(),
-        },
-        _ => OpsError::Io {
-            call: "read",
-            path: path.into(),
-            source: e,
-        },
+        std::fs::File::open(path)?.read_to_string(buf).map(|_| ())
+    };
+    BUF.with(|b| {
+        let mut buf = b.borrow_mut();
+        read(&mut buf).map_err(|e| match (e.kind(), missing_hint(path)) {
+            (std::io::ErrorKind::NotFound, Some(hint)) => OpsError::Unsupported {
+                what: path.into(),
+                hint: hint.into(),
+            },
+            _ => OpsError::Io {
+                call: "read",
+                path: path.into(),
+                source: e,
+            },
+        })?;
+        f(&buf)
     })
+}
+
+/// One `Key: N [kB]` value of a meminfo text, in bytes, without building
+/// the whole table ([`parse_meminfo`] does, with line-numbered errors).
+pub fn meminfo_field(text: &str, key: &str, what: &str) -> Result<u64, OpsError> {
+    for line in text.lines() {
+        let line = line.trim_start();
+        // node meminfo lines start with "Node N "
+        let line = match line.strip_prefix("Node ") {
+            Some(rest) => rest.split_once(' ').map_or(rest, |x| x.1),
+            None => line,
+        };
+        let Some((k, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if k.trim() != key {
+            continue;
+        }
+        let mut it = rest.split_whitespace();
+        let n: u64 = it
+            .next()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| malformed(what, format!("{key} is not a number")))?;
+        return match it.next() {
+            Some("kB") => Ok(n.saturating_mul(1024)),
+            None => Ok(n),
+            Some(u) => Err(malformed(what, format!("{key}: unknown unit {u:?}"))),
+        };
+    }
+    Err(malformed(what, format!("no {key} field")))
+}
+
+/// `/sys/devices/system/node/nodeN/meminfo`, formatted on the stack.
+fn node_meminfo_path(nid: i32, buf: &mut [u8; 64]) -> &str {
+    use std::io::Write as _;
+    let mut cur = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cur, "/sys/devices/system/node/node{nid}/meminfo");
+    let n = cur.position() as usize;
+    std::str::from_utf8(&buf[..n]).unwrap_or("/sys/devices/system/node/node?/meminfo")
 }
 
 impl SystemMetrics for ProcMetrics {
     fn free_mem_rate(&mut self) -> Result<u64, OpsError> {
         let what = "/proc/meminfo";
-        let v = parse_meminfo(&read(what)?, what)?;
-        let total = field(&v, "MemTotal", what)?;
-        let free = field(&v, "MemFree", what)?;
-        Ok(free.saturating_mul(1000) / total.max(1))
+        with_file(what, |t| {
+            let total = meminfo_field(t, "MemTotal", what)?;
+            let free = meminfo_field(t, "MemFree", what)?;
+            Ok(free.saturating_mul(1000) / total.max(1))
+        })
     }
     fn some_mem_psi_total_us(&mut self) -> Result<u64, OpsError> {
-        parse_psi_some_total(&read("/proc/pressure/memory")?)
+        with_file("/proc/pressure/memory", parse_psi_some_total)
     }
     fn node_mem(&mut self, nid: i32) -> Result<(u64, u64), OpsError> {
-        let path = format!("/sys/devices/system/node/node{nid}/meminfo");
-        let v = parse_meminfo(&read(&path)?, &path)?;
-        Ok((field(&v, "MemTotal", &path)?, field(&v, "MemFree", &path)?))
+        let mut buf = [0u8; 64];
+        let path = node_meminfo_path(nid, &mut buf);
+        with_file(path, |t| {
+            Ok((
+                meminfo_field(t, "MemTotal", path)?,
+                meminfo_field(t, "MemFree", path)?,
+            ))
+        })
+    }
+    fn node_exists(&self, nid: i32) -> bool {
+        let mut buf = [0u8; 64];
+        nid >= 0 && std::path::Path::new(node_meminfo_path(nid, &mut buf)).exists()
     }
     fn lru(&mut self) -> Result<(u64, u64), OpsError> {
         let what = "/proc/meminfo";
-        let v = parse_meminfo(&read(what)?, what)?;
-        Ok((field(&v, "Active", what)?, field(&v, "Inactive", what)?))
+        with_file(what, |t| {
+            Ok((
+                meminfo_field(t, "Active", what)?,
+                meminfo_field(t, "Inactive", what)?,
+            ))
+        })
     }
 }
 
@@ -149,6 +228,9 @@ pub struct SimValues {
     pub nodes: Vec<(i32, u64, u64)>,
     /// (active, inactive) bytes.
     pub lru: (u64, u64),
+    /// PSI is unavailable (as with `psi=0`): reads fail as `ProcMetrics`'
+    /// do on such a kernel.
+    pub psi_missing: bool,
 }
 
 impl SimMetrics {
@@ -167,7 +249,19 @@ impl SystemMetrics for SimMetrics {
         Ok(self.inner.lock().free_mem_rate)
     }
     fn some_mem_psi_total_us(&mut self) -> Result<u64, OpsError> {
-        Ok(self.inner.lock().psi_total_us)
+        let v = self.inner.lock();
+        if v.psi_missing {
+            return Err(OpsError::Unsupported {
+                what: "/proc/pressure/memory".into(),
+                hint: missing_hint("/proc/pressure/memory")
+                    .unwrap_or_default()
+                    .into(),
+            });
+        }
+        Ok(v.psi_total_us)
+    }
+    fn node_exists(&self, nid: i32) -> bool {
+        self.inner.lock().nodes.iter().any(|n| n.0 == nid)
     }
     fn node_mem(&mut self, nid: i32) -> Result<(u64, u64), OpsError> {
         self.inner
@@ -189,6 +283,13 @@ impl SystemMetrics for SimMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn field(v: &[(String, u64)], key: &str, what: &str) -> Result<u64, OpsError> {
+        v.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, n)| *n)
+            .ok_or_else(|| malformed(what, format!("no {key} field")))
+    }
 
     #[test]
     fn parses_meminfo_and_node_meminfo() {
@@ -220,6 +321,22 @@ mod tests {
         assert_eq!(parse_psi_some_total(t).unwrap(), 6_178_133);
         assert!(parse_psi_some_total("full total=1\n").is_err());
         assert!(parse_psi_some_total("some avg10=1 total=x\n").is_err());
+    }
+
+    #[test]
+    fn meminfo_field_finds_one_value() {
+        let t = "MemTotal:       16384 kB\nMemFree:  4096 kB\nHugePages_Total:       0\n";
+        assert_eq!(meminfo_field(t, "MemFree", "m").unwrap(), 4096 * 1024);
+        assert_eq!(meminfo_field(t, "HugePages_Total", "m").unwrap(), 0);
+        assert!(meminfo_field(t, "Active", "m").is_err());
+        assert!(meminfo_field("A: x kB\n", "A", "m").is_err());
+        let n = "Node 1 MemTotal:  514716 kB\nNode 1 MemFree: 100 kB\n";
+        assert_eq!(meminfo_field(n, "MemFree", "n").unwrap(), 102_400);
+        let mut buf = [0u8; 64];
+        assert_eq!(
+            node_meminfo_path(12, &mut buf),
+            "/sys/devices/system/node/node12/meminfo"
+        );
     }
 
     #[test]

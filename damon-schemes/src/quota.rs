@@ -31,8 +31,10 @@ pub struct QuotaState {
     pub charge_addr_from: u64,
     /// Regions scoring below this are not acted on in this window.
     pub min_score: u32,
-    /// Last PSI total seen, per goal position.
-    pub last_psi_total: Vec<u64>,
+    /// Last PSI total seen, per goal position (`None` before the first read).
+    pub last_psi_total: Vec<Option<u64>>,
+    /// The warning that PSI cannot be read was emitted.
+    pub psi_unreadable_warned: bool,
 }
 
 /// Refreshes every goal's `current_value` from the metrics (user_input is
@@ -43,15 +45,34 @@ pub fn quota_score(
     st: &mut QuotaState,
     metrics: &mut dyn SystemMetrics,
 ) -> Result<u64, OpsError> {
-    st.last_psi_total.resize(q.goals.len(), 0);
+    st.last_psi_total.resize(q.goals.len(), None);
     let mut best = 0u64;
     for (i, g) in q.goals.iter_mut().enumerate() {
         g.current_value = match g.metric {
             GoalMetric::UserInput => g.current_value,
             GoalMetric::SomeMemPsiUs => {
-                let total = metrics.some_mem_psi_total_us()?;
-                let last = std::mem::replace(&mut st.last_psi_total[i], total);
-                total.saturating_sub(last)
+                let total = match metrics.some_mem_psi_total_us() {
+                    Ok(total) => total,
+                    // The kernel reads a disabled PSI as 0 stall, so the
+                    // tuner grows the quota instead of leaving it at 0.
+                    Err(OpsError::Unsupported { what, hint }) => {
+                        if !std::mem::replace(&mut st.psi_unreadable_warned, true) {
+                            tracing::warn!(
+                                target: "damon::damos",
+                                what = %what,
+                                "memory PSI cannot be read ({hint}); the some_mem_psi_us goal reads 0, as the kernel's does"
+                            );
+                        }
+                        0
+                    }
+                    Err(e) => return Err(e),
+                };
+                match st.last_psi_total[i].replace(total) {
+                    Some(last) => total.saturating_sub(last),
+                    // v7.2: the first round has nothing to compare with and
+                    // counts as meeting the goal (current = target).
+                    None => g.target_value,
+                }
             }
             GoalMetric::NodeMemUsedBp | GoalMetric::NodeMemFreeBp => {
                 match metrics.node_mem(g.nid) {
@@ -286,6 +307,53 @@ mod tests {
         let score = quota_score(&mut q, &mut st, &mut mm).unwrap();
         assert_eq!(q.goals[0].current_value, 500);
         assert_eq!(score, 5000);
+    }
+
+    #[test]
+    fn the_first_psi_round_meets_the_goal_instead_of_reporting_the_stall_since_boot() {
+        let m = SimMetrics::new();
+        m.set(|v| v.psi_total_us = 9_000_000);
+        let mut q = Quota {
+            goals: vec![QuotaGoal {
+                metric: GoalMetric::SomeMemPsiUs,
+                target_value: 1000,
+                current_value: 0,
+                nid: 0,
+            }],
+            ..Quota::default()
+        };
+        let mut st = QuotaState::default();
+        let score = quota_score(&mut q, &mut st, &mut m.clone()).unwrap();
+        assert_eq!(q.goals[0].current_value, 1000);
+        assert_eq!(score, 10_000);
+    }
+
+    #[test]
+    fn unreadable_psi_reads_as_no_stall_so_the_quota_grows() {
+        let m = SimMetrics::new();
+        m.set(|v| v.psi_missing = true);
+        let mut q = Quota {
+            goals: vec![QuotaGoal {
+                metric: GoalMetric::SomeMemPsiUs,
+                target_value: 1000,
+                current_value: 0,
+                nid: 0,
+            }],
+            reset_interval: 1000,
+            ..Quota::default()
+        };
+        let mut st = QuotaState::default();
+        let mut mm = m.clone();
+        set_effective_quota(&mut q, &mut st, 4096, &mut mm).expect("PSI missing is not an error");
+        let first = st.esz;
+        set_effective_quota(&mut q, &mut st, 4096, &mut mm).unwrap();
+        assert_eq!(q.goals[0].current_value, 0, "a disabled PSI reads as 0");
+        assert!(
+            st.esz > first && first > 0,
+            "the tuner grows the quota: {first} -> {}",
+            st.esz
+        );
+        assert!(st.psi_unreadable_warned);
     }
 
     #[test]

@@ -63,10 +63,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn publish(&self, st: &[(u64, bool, u32)]) {
+    /// Publishes each scheme's (esz, activated, min_score); the status
+    /// vector keeps its capacity, so this does not allocate per step.
+    pub(crate) fn publish(&self, st: impl Iterator<Item = (u64, bool, u32)>) {
         let mut s = self.status.lock();
         s.clear();
-        s.extend(st.iter().map(|&(esz, activated, min_score)| SchemeStatus {
+        s.extend(st.map(|(esz, activated, min_score)| SchemeStatus {
             esz,
             activated,
             min_score,

@@ -122,9 +122,15 @@ impl Kdamond {
     /// one takes the committed regions (if any) and id, new ones follow.
     fn commit_targets(&mut self, src: Vec<Target>, new_targets: Vec<Target>, min_region_sz: u64) {
         let mut kept = Vec::with_capacity(self.ctx.targets.len() + new_targets.len());
+        let mut remap = Vec::with_capacity(self.ctx.targets.len());
         let mut src_iter = src.into_iter();
         for mut dst in std::mem::take(&mut self.ctx.targets) {
-            match src_iter.next() {
+            let next = src_iter.next();
+            remap.push(match &next {
+                Some(s) if !s.obsolete => Some(kept.len()),
+                _ => None,
+            });
+            match next {
                 Some(s) if !s.obsolete => {
                     if !s.regions.is_empty() {
                         let ranges: Vec<_> = s.regions.iter().map(|r| r.ar).collect();
@@ -142,6 +148,9 @@ impl Kdamond {
         }
         kept.extend(new_targets);
         self.ctx.targets = kept;
+        if let Some(e) = self.engine.as_mut() {
+            e.targets_committed(&remap);
+        }
     }
 
     /// Attributes (rescaling results when they changed), region size unit,

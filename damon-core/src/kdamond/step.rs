@@ -8,7 +8,7 @@ use super::{ops_ctx, ExitReason, Kdamond};
 use crate::access::update_monitoring_result;
 use crate::adapt::{apply_min_nr_regions, merge_regions, split_regions};
 use crate::attrs::Attrs;
-use crate::engine::DamosEnv;
+use crate::engine::{BeforeApplyHook, DamosEnv};
 use crate::ops::OpsCtx;
 use crate::region::BP_PER_ACCESS;
 use crate::target::Target;
@@ -46,7 +46,7 @@ impl Kdamond {
         if let Some(r) = self.kdamond_call() {
             return Err(r);
         }
-        self.apply_schemes();
+        self.apply_schemes()?;
         if aggregating {
             sample_interval = self.adapt_regions(next_aggregation_sis, sample_interval);
         }
@@ -118,15 +118,17 @@ impl Kdamond {
         self.run_callback(Callback::AfterAggregation)
     }
 
-    /// `kdamond_apply_schemes`, through the installed DAMOS engine.
-    fn apply_schemes(&mut self) {
+    /// `kdamond_apply_schemes`, through the installed DAMOS engine. A panic
+    /// in `before_damos_apply` stops the context like any callback's.
+    fn apply_schemes(&mut self) -> Result<(), ExitReason> {
         if self.ctx.schemes.is_empty() {
-            return;
+            return Ok(());
         }
         let Some(engine) = self.engine.as_mut() else {
-            return;
+            return Ok(());
         };
         let now_us = self.clock.now_us();
+        let mut panicked = None;
         engine.apply(DamosEnv {
             attrs: &self.ctx.attrs,
             passed_sample_intervals: self.ctx.state.passed_sample_intervals,
@@ -136,8 +138,18 @@ impl Kdamond {
             targets: &mut self.ctx.targets,
             schemes: &mut self.ctx.schemes,
             ops: self.ops.as_mut(),
-            before_damos_apply: self.callbacks.before_damos_apply.as_mut(),
+            before_damos_apply: BeforeApplyHook::new(
+                self.callbacks.before_damos_apply.as_mut(),
+                &mut panicked,
+            ),
         });
+        match panicked {
+            None => Ok(()),
+            Some(message) => Err(ExitReason::CallbackPanicked {
+                callback: "before_damos_apply",
+                message,
+            }),
+        }
     }
 
     /// The end of an aggregation interval: intervals auto-tuning when due,
