@@ -44,10 +44,9 @@
 //!   deactivates pages). `monitor_region_start`/`monitor_region_end`,
 //!   `enabled`, `commit_inputs`, `kdamond_pid` and the read-only statistics
 //!   parameters do not exist (the statistics are printed instead).
-//! * `--filter-young-pages` adds page-level `young` filters, which the
-//!   vaddr backend cannot decide from pagemap today: with it, starting on
-//!   real processes fails with a message saying so (the simulation accepts
-//!   it).
+//! * `--filter-young-pages` adds page-level `young` filters, which no
+//!   backend (vaddr, or the simulation) decides today: with it, starting
+//!   fails with a message naming the filter.
 //! * The free memory rate is re-read at most once per `--wmarks-interval`,
 //!   not at every sampling interval.
 //! * Acting on other processes needs root (or `CAP_SYS_NICE` over them),

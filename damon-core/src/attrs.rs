@@ -123,12 +123,6 @@ impl Attrs {
                     ),
                 ));
             }
-            if g.access_bp == 0 {
-                return Err(InvalidParam::new(
-                    "attrs.intervals_goal.access_bp",
-                    "must be non-zero when aggrs is set",
-                ));
-            }
         }
         Ok(())
     }

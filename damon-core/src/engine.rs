@@ -102,6 +102,9 @@ pub trait DamosEngine: Send {
     fn targets_committed(&mut self, remap: &[Option<usize>]) {
         let _ = remap;
     }
+    /// `damos_walk_cancel`: the loop is paused, so a pending walk (tried
+    /// regions) cannot complete; the kernel's pause loop cancels it.
+    fn walk_cancel(&mut self) {}
     /// Refuses schemes this engine and backend cannot run.
     fn check(&self, schemes: &[Scheme], ops: &dyn Operations) -> Result<(), OpsError>;
 }

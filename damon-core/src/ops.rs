@@ -161,6 +161,13 @@ pub trait Operations: Send + 'static {
     fn target_valid(&mut self, _target: &Target) -> bool {
         true
     }
+    /// Whether this backend can tell a target invalid, as the kernel's
+    /// backends that set `ops.target_valid` (vaddr) can and paddr cannot.
+    /// `kdamond_need_stop` then also stops a context with no target at all;
+    /// a backend without it monitors on.
+    fn validates_targets(&self) -> bool {
+        false
+    }
     /// Before a target is dropped (stop, or removal by a commit).
     fn cleanup_target(&mut self, _target: &Target) {}
     /// System calls this backend made so far, if it counts them (for

@@ -362,6 +362,10 @@ impl Operations for SimOps {
         })
     }
 
+    fn validates_targets(&self) -> bool {
+        true
+    }
+
     fn target_valid(&mut self, t: &Target) -> bool {
         let p = self.pattern(t.id);
         !p.exit_after_us

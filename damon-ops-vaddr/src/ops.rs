@@ -289,6 +289,10 @@ impl Operations for VaddrOps {
         self.applier.apply(&mut self.procs, t, r, s)
     }
 
+    fn validates_targets(&self) -> bool {
+        true
+    }
+
     fn target_valid(&mut self, t: &Target) -> bool {
         self.procs.check_valid(t.id)
     }

@@ -217,11 +217,18 @@ impl DamosEngine for Damos {
         }
         for (s, st) in schemes.iter().zip(self.states.iter_mut()) {
             Self::refresh_derived(st, s);
+            // damos_commit copies the source's watermarks, and a scheme
+            // made for a commit starts activated: re-evaluate from there.
+            st.wmark = WmarkState::default();
         }
         if new_len == 0 {
             self.shared.cancel_walk();
         }
         self.shared.set_nr_schemes(new_len);
+    }
+
+    fn walk_cancel(&mut self) {
+        self.shared.cancel_walk();
     }
 
     fn targets_committed(&mut self, remap: &[Option<usize>]) {
@@ -480,7 +487,13 @@ impl Damos {
                 if reject {
                     return true;
                 }
-                // the core filter may have split: act on the head
+                // The core filter may have split: act on the head, and
+                // charge and count the head's own size. Deviation: the
+                // kernel charges the size from before the split
+                // (damos_apply_scheme takes `sz` first) and its
+                // region-list walk skips the split-off tail until the next
+                // pass; here the tail is decided in the same pass, so each
+                // byte is charged and counted once (ARCHITECTURE.md).
                 let sz = env.targets[ti].regions[ri].size();
                 let Some(outcome) = self.call_action(env, ti, ri, si, core_allowed) else {
                     return false;

@@ -12,8 +12,10 @@
 //! * LRU sorting: `lru_prio`/`lru_deprio` do not exist in user space; the
 //!   hot scheme uses `willneed` and the cold scheme `cold` (`MADV_COLD`
 //!   deactivates pages, `MADV_WILLNEED` faults in and readies them).
-//! * `skip_anon` and `filter_young_pages` become page-level filters that the
-//!   vaddr backend evaluates from pagemap and kpageflags.
+//! * `skip_anon` becomes an `anon` page-level filter, which the vaddr
+//!   backend evaluates from pagemap. `filter_young_pages` becomes `young`
+//!   filters, which no backend evaluates yet: a context with them is
+//!   refused when it starts, naming the filter.
 
 use damon_core::damos::{
     AccessPattern, Action, Filter, FilterKind, GoalMetric, Quota, QuotaGoal, Scheme, Watermarks,
@@ -237,15 +239,22 @@ impl Default for LruSortParams {
 }
 
 impl LruSortParams {
-    /// Monitoring attributes.
+    /// Monitoring attributes. With `autotune_monitoring_intervals` the
+    /// module starts from 5 ms / 100 ms whatever the intervals say, as the
+    /// kernel's `damon_lru_sort_apply_parameters` does.
     pub fn attrs(&self) -> Attrs {
-        attrs(
+        let mut a = attrs(
             self.sample_interval,
             self.aggr_interval,
             self.min_nr_regions,
             self.max_nr_regions,
             self.autotune_monitoring_intervals,
-        )
+        );
+        if self.autotune_monitoring_intervals {
+            a.sample_interval = 5_000;
+            a.aggr_interval = 100_000;
+        }
+        a
     }
 
     fn common(&self, pattern: AccessPattern, action: Action) -> Scheme {

@@ -4,6 +4,9 @@
 use crate::metrics::SystemMetrics;
 use damon_core::damos::{Watermarks, WmarkMetric};
 
+/// The shortest time (µs) a watermark metric read from `/proc` is reused.
+pub const WMARK_MIN_REREAD_US: u64 = 1000;
+
 /// Per-scheme watermark state (the kernel's `wmarks.activated`, initially true).
 #[derive(Clone, Copy, Debug)]
 pub struct WmarkState {
@@ -28,13 +31,16 @@ impl Default for WmarkState {
 /// * metric above `high` or below `low`: deactivate, wait `interval`;
 /// * inactive and `mid <= metric <= high`: stay inactive, wait `interval`;
 /// * otherwise (`low <= metric < mid`, or active within the band): activate.
+///
+/// An `interval` of 0 waits 0: as in the kernel, monitoring goes on with
+/// the scheme inactive, and the metric is checked again at the next step.
 pub fn wmark_decide(w: &Watermarks, st: &mut WmarkState, metric: u64) -> u64 {
     if metric > w.high || metric < w.low {
         st.activated = false;
-        return w.interval.max(1);
+        return w.interval;
     }
     if (w.mid..=w.high).contains(&metric) && !st.activated {
-        return w.interval.max(1);
+        return w.interval;
     }
     st.activated = true;
     0
@@ -44,7 +50,10 @@ pub fn wmark_decide(w: &Watermarks, st: &mut WmarkState, metric: u64) -> u64 {
 /// on every loop iteration; reading `/proc/meminfo` every sample would cost
 /// a system call and a parse per sample, so the metric is re-read at most
 /// once per watermark `interval` (the granularity users set for it).
-/// A metric that cannot be read deactivates the scheme (and says why).
+/// With an `interval` of 0 the metric is re-read at most once per
+/// [`WMARK_MIN_REREAD_US`] (the kernel reads a counter every iteration).
+/// Deviation: a metric that cannot be read deactivates the scheme (and says
+/// why); the kernel leaves the scheme as it was.
 pub fn wmark_wait_us(
     w: &Watermarks,
     st: &mut WmarkState,
@@ -55,7 +64,7 @@ pub fn wmark_wait_us(
         return 0;
     }
     let metric = match st.cached {
-        Some((v, at)) if now_us.saturating_sub(at) < w.interval => v,
+        Some((v, at)) if now_us.saturating_sub(at) < w.interval.max(WMARK_MIN_REREAD_US) => v,
         _ => match metrics.free_mem_rate() {
             Ok(v) => {
                 st.cached = Some((v, now_us));
@@ -64,7 +73,7 @@ pub fn wmark_wait_us(
             Err(e) => {
                 tracing::warn!(target: "damon::damos", error = %e, "watermark metric unreadable: scheme inactive");
                 st.activated = false;
-                return w.interval.max(1);
+                return w.interval;
             }
         },
     };

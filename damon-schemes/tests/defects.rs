@@ -296,3 +296,145 @@ fn a_goal_on_a_numa_node_that_does_not_exist_is_refused_at_install() {
     assert!(e.contains("schemes[0].quota.goals[0].nid"), "{e}");
     assert!(e.contains("node 7"), "{e}");
 }
+
+fn wmark_scheme(interval: u64) -> Scheme {
+    let mut s = Scheme::new(idle(), Action::Stat);
+    s.wmarks = Watermarks {
+        metric: WmarkMetric::FreeMemRate,
+        interval,
+        high: 900,
+        mid: 800,
+        low: 100,
+    };
+    s
+}
+
+fn wmark_loop(scheme: Scheme, metrics: SimMetrics) -> (Kdamond, VirtualClock) {
+    let clock = VirtualClock::new();
+    let mut ctx = Context::new();
+    ctx.set_ops(
+        "sim",
+        Box::new(SimOps::new(SimPattern::uniform(G, 0.0)).with_seed(3)),
+    );
+    ctx.targets.push(Target::new(0));
+    ctx.clock = Some(Arc::new(clock.clone()));
+    ctx.schemes = vec![scheme];
+    damon_schemes::install(&mut ctx, metrics);
+    let mut kd = Kdamond::new(ctx).expect("valid");
+    kd.init().expect("init");
+    (kd, clock)
+}
+
+#[test]
+fn a_zero_watermark_interval_keeps_monitoring_with_the_scheme_inactive() {
+    let metrics = SimMetrics::new();
+    metrics.set(|v| v.free_mem_rate = 950); // above high: inactive
+    let (mut kd, _clock) = wmark_loop(wmark_scheme(0), metrics);
+    for _ in 0..1000 {
+        assert!(kd.step().is_none());
+    }
+    assert_eq!(
+        kd.ctx().passed_sample_intervals(),
+        1000,
+        "every step sampled: the kernel keeps monitoring while a 0-interval scheme is inactive"
+    );
+    assert_eq!(
+        kd.ctx().schemes[0].stat.nr_tried,
+        0,
+        "the scheme is inactive"
+    );
+}
+
+#[test]
+fn a_commit_reactivates_watermarks_as_the_kernel_does() {
+    let metrics = SimMetrics::new();
+    metrics.set(|v| v.free_mem_rate = 950); // above high: deactivated
+    let (mut kd, clock) = wmark_loop(wmark_scheme(100_000), metrics.clone());
+    run_until(&mut kd, &clock, 1_000_000);
+    assert_eq!(kd.ctx().schemes[0].stat.nr_tried, 0);
+    // In the band between mid and high an inactive scheme stays inactive...
+    metrics.set(|v| v.free_mem_rate = 850);
+    run_until(&mut kd, &clock, 2_000_000);
+    assert_eq!(kd.ctx().schemes[0].stat.nr_tried, 0);
+    // ...but a commit makes it activated again, and in the band it stays so.
+    let mut src = Context::new();
+    src.targets.push(Target::new(0));
+    src.schemes = vec![wmark_scheme(100_000)];
+    kd.commit(src).expect("commit");
+    run_until(&mut kd, &clock, 3_000_000);
+    assert!(
+        kd.ctx().schemes[0].stat.nr_tried > 0,
+        "re-activated by the commit"
+    );
+}
+
+#[test]
+fn lru_sort_with_autotuned_intervals_starts_from_5_ms_and_100_ms() {
+    let p = damon_schemes::presets::LruSortParams {
+        autotune_monitoring_intervals: true,
+        sample_interval: 20_000,
+        aggr_interval: 400_000,
+        ..Default::default()
+    };
+    let a = p.attrs();
+    assert_eq!((a.sample_interval, a.aggr_interval), (5_000, 100_000));
+    assert_ne!(a.intervals_goal.aggrs, 0);
+}
+
+#[test]
+fn a_tried_regions_request_is_cancelled_while_the_context_is_paused() {
+    let clock = VirtualClock::new();
+    let mut ctx = Context::new();
+    ctx.set_ops(
+        "sim",
+        Box::new(SimOps::new(SimPattern::uniform(G, 0.0)).with_seed(3)),
+    );
+    ctx.targets.push(Target::new(0));
+    ctx.clock = Some(Arc::new(clock.clone()));
+    ctx.schemes = vec![Scheme::new(idle(), Action::Stat)];
+    let control = damon_schemes::install(&mut ctx, SimMetrics::new());
+    let mut kd = Kdamond::new(ctx).expect("valid");
+    kd.init().expect("init");
+    run_until(&mut kd, &clock, 300_000);
+    kd.set_pause(true);
+    let rx = control.request_tried_regions().expect("no walk pending");
+    for _ in 0..10 {
+        assert!(kd.step().is_none());
+    }
+    assert!(
+        matches!(
+            rx.try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected)
+        ),
+        "the paused loop cancels the walk, as the kernel's pause loop does"
+    );
+    assert!(
+        control.request_tried_regions().is_ok(),
+        "a new request can be made"
+    );
+}
+
+#[test]
+fn an_addr_filter_split_charges_and_counts_each_byte_once() {
+    // Deliberate deviation (engine.rs, ARCHITECTURE.md): the kernel charges
+    // and counts the size a region had before the address filter split it,
+    // and leaves the split-off tail for the next pass; here the head counts
+    // its own size and the tail is decided in the same pass, so sz_tried
+    // is exactly the bytes the filter let through.
+    let mut s = Scheme::new(idle(), Action::Stat);
+    s.apply_interval_us = 1_000_000;
+    s.filters.push(Filter {
+        kind: FilterKind::Addr(AddrRange::new(0, 300 * M)),
+        matching: true,
+        allow: true,
+    });
+    let (mut kd, clock) = stepped(
+        SimOps::new(SimPattern::uniform(G, 0.0)).with_seed(3),
+        &[0],
+        vec![s],
+    );
+    run_until(&mut kd, &clock, 1_500_000);
+    let stat = kd.ctx().schemes[0].stat;
+    assert_eq!(stat.nr_snapshots, 1, "one apply interval passed");
+    assert_eq!(stat.sz_tried, 300 * M, "{stat:?}");
+}

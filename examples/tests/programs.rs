@@ -438,3 +438,20 @@ fn presets_refuse_bad_targets_and_options() {
         assert!(r.stdout.contains(opt), "{opt}: {r:?}");
     }
 }
+
+#[test]
+fn lru_sort_refuses_young_filters_naming_them_as_its_docs_say() {
+    let r = run(
+        "lru_sort",
+        &[
+            "--sim",
+            "1G:hot=0-128M@0.9",
+            "--virtual-time",
+            "--duration",
+            "1",
+            "--filter-young-pages",
+        ],
+    );
+    assert_ne!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("young"), "{r:?}");
+}

@@ -195,7 +195,14 @@ impl Kdamond {
             return Some(ExitReason::Stopped);
         }
         if self.ctx.targets.is_empty() {
-            return None;
+            // kdamond_need_stop: no target is valid when there is none,
+            // for backends that check validity at all.
+            return self
+                .ops
+                .validates_targets()
+                .then(|| ExitReason::AllTargetsInvalid {
+                    detail: "the context has no target".into(),
+                });
         }
         let ops = &mut self.ops;
         let any_valid = self.ctx.targets.iter().any(|t| ops.target_valid(t));

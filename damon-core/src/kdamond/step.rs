@@ -26,6 +26,9 @@ impl Kdamond {
     fn kdamond_fn_iteration(&mut self) -> Result<(), ExitReason> {
         self.check_stop()?;
         if self.ctx.pause {
+            if let Some(engine) = self.engine.as_mut() {
+                engine.walk_cancel();
+            }
             return self.idle(self.ctx.attrs.sample_interval);
         }
         // Deadlines as they were when the iteration began: a commit or an

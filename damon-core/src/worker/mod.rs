@@ -4,7 +4,7 @@
 //! # Stopping
 //!
 //! A context's worker runs the loop of [`Kdamond::step`] on its own thread,
-//! named `kdamond.N`. Stopping it is a request the loop honours between
+//! named `kdamond.N` (N counts every worker this process started). Stopping it is a request the loop honours between
 //! two of its own steps, so the caller chooses how long to wait:
 //!
 //! * [`DamonHandle::request_stop`] only asks and returns at once;
@@ -66,6 +66,13 @@ static RUN_STATE: Mutex<RunState> = Mutex::new(RunState {
     nr_running: 0,
     running_exclusive: false,
 });
+
+/// A process-wide number for each worker thread, as the kernel numbers its
+/// kdamonds: threads of separate `damon_start` calls never share a name.
+fn next_kdamond_id() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
 
 /// Number of contexts running in this process (`damon_nr_running_ctxs`).
 pub fn damon_nr_running_ctxs() -> usize {
@@ -248,7 +255,7 @@ fn spawn_one(mut kd: Kdamond, index: usize) -> Result<DamonHandle, StartError> {
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
     let sh = shared.clone();
     let thread = std::thread::Builder::new()
-        .name(format!("kdamond.{index}"))
+        .name(format!("kdamond.{}", next_kdamond_id()))
         .spawn(move || worker_main(kd, sh, init_tx, done_tx))
         .map_err(StartError::Spawn)?;
     let _ = shared.thread_id.set(thread.thread().id());
