@@ -48,16 +48,6 @@
 //! separated, empty when idle) and `modes` their modes in the same order
 //! (`r`, `w`, with `@P` for a probability below 100%).
 //!
-//! # Test-child mode
-//!
-//! Run with no config and `DAMON_CHILD_SIZE` set (the contract of the
-//! `damon-ops-vaddr` tests, which start `$DAMON_WORKLOAD_BIN` in the VM
-//! suite), it acts as their child workload: the config is
-//! `region buf $DAMON_CHILD_SIZE nothp` plus
-//! `phase ${DAMON_CHILD_EXIT_MS}ms buf:0-$DAMON_CHILD_HOT:write` (defaults
-//! 64 MiB, 16 MiB, 60000 ms), and once populated it prints
-//! `DAMON_WORKLOAD_READY addr=0x… len=N hot_len=N`.
-//!
 //! Every region starts on a 2 MiB boundary, `thp` or not, so that layouts
 //! compare across THP modes.
 
@@ -96,8 +86,6 @@ example:
   phase 5s buf:0-16M:write
   phase 5s buf:32M-48M:read@50%
 
-Without a config, if DAMON_CHILD_SIZE is set, runs as the vaddr tests' child
-workload (DAMON_CHILD_SIZE/_HOT/_EXIT_MS; prints DAMON_WORKLOAD_READY ...).
 Every region is 2 MiB aligned.
 
 exit status: 0 done, 1 system error, 2 bad usage or config, 3 corruption
@@ -133,8 +121,6 @@ struct Options {
     verify: bool,
     duration: Option<Duration>,
     seed: u64,
-    /// Test-child mode: print the ready line with this hot length.
-    ready_hot_len: Option<usize>,
 }
 
 fn parse_options() -> Result<Option<Options>, Failure> {
@@ -147,7 +133,6 @@ fn parse_options() -> Result<Option<Options>, Failure> {
         verify: false,
         duration: None,
         seed: 42,
-        ready_hot_len: None,
     };
     let usage = Failure::Usage;
     let set_text = |t: String, text: &mut Option<String>| match text.replace(t) {
@@ -195,43 +180,9 @@ fn parse_options() -> Result<Option<Options>, Failure> {
             other => return Err(usage(format!("unknown option {other:?}"))),
         }
     }
-    if text.is_none() {
-        if let Some((config, hot)) = test_child_config()? {
-            text = Some(config);
-            opts.ready_hot_len = Some(hot);
-        }
-    }
     opts.config_text =
         text.ok_or_else(|| usage("no config: pass a file, '-' for stdin, or -e TEXT".into()))?;
     Ok(Some(opts))
-}
-
-/// The config of test-child mode (see the module docs), if
-/// `DAMON_CHILD_SIZE` is set, and the hot length.
-fn test_child_config() -> Result<Option<(String, usize)>, Failure> {
-    let var = |name: &str, default: u64| -> Result<u64, Failure> {
-        match std::env::var(name) {
-            Err(_) => Ok(default),
-            Ok(v) => v
-                .parse()
-                .map_err(|_| Failure::Usage(format!("{name}={v:?} is not a number"))),
-        }
-    };
-    if std::env::var_os("DAMON_CHILD_SIZE").is_none() {
-        return Ok(None);
-    }
-    let size = var("DAMON_CHILD_SIZE", 64 << 20)?;
-    let hot = var("DAMON_CHILD_HOT", 16 << 20)?;
-    let exit_ms = var("DAMON_CHILD_EXIT_MS", 60_000)?.max(1);
-    let access = if hot > 0 {
-        format!(" buf:0-{hot}:write")
-    } else {
-        String::new()
-    };
-    let config = format!("region buf {size} nothp; phase {exit_ms}ms{access}");
-    let hot =
-        usize::try_from(hot).map_err(|_| Failure::Usage("DAMON_CHILD_HOT too large".into()))?;
-    Ok(Some((config, hot)))
 }
 
 /// `println!` that ignores a closed stdout: a monitor that stops reading
@@ -270,13 +221,6 @@ fn run() -> Result<ExitCode, Failure> {
                 region.thp.name()
             );
         }
-    }
-    if let (Some(hot), Some(region)) = (opts.ready_hot_len, regions.first()) {
-        emit!(
-            "DAMON_WORKLOAD_READY addr={:#x} len={} hot_len={hot}",
-            region.map.addr(),
-            region.map.len()
-        );
     }
     if let Some(path) = &opts.pid_file {
         write_pid_file(path)?;

@@ -4,9 +4,9 @@
 //! `DAMON_WORKLOAD_READY addr=0x.. len=N hot_len=N` on stdout, then keeps
 //! writing every page of the first `hot_len` bytes until `exit_ms` passed.
 //!
-//! With `DAMON_WORKLOAD_BIN` set, that program is run instead, with the same
-//! environment variables (`DAMON_CHILD_SIZE`, `DAMON_CHILD_HOT`,
-//! `DAMON_CHILD_EXIT_MS`), and must print the same line.
+//! This is the only child workload of the tests (the `workload` example is
+//! a workload of its own, with a config language and ground truth, that
+//! the guest tests run as such): host and guest start the same code.
 //!
 //! Two more modes of this binary's own child ([`spawn_self`]):
 //! * `DAMON_CHILD_EXEC_MS=N`: after N ms it `execve`s itself with
@@ -128,7 +128,7 @@ fn exec_self() -> ! {
     panic!("exec: {e}");
 }
 
-/// This test binary's own child (never `DAMON_WORKLOAD_BIN`), with extra
+/// This test binary's own child, with extra
 /// environment; its ready lines (one per image) arrive on `ready`.
 pub(crate) struct SelfChild {
     pub child: Child,
@@ -211,20 +211,14 @@ fn parse_ready(line: &str) -> Option<ReadyLine> {
 
 /// Starts a workload child and waits for its ready line.
 pub(crate) fn spawn_workload(size: u64, hot: u64, exit_ms: u64) -> Workload {
-    let mut cmd = match std::env::var("DAMON_WORKLOAD_BIN") {
-        Ok(bin) => Command::new(bin),
-        Err(_) => {
-            let mut c = Command::new(std::env::current_exe().expect("current_exe"));
-            c.args([
-                "--exact",
-                "child_workload_entry",
-                "--nocapture",
-                "--test-threads=1",
-            ]);
-            c.env("DAMON_TEST_CHILD", "1");
-            c
-        }
-    };
+    let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
+    cmd.args([
+        "--exact",
+        "child_workload_entry",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("DAMON_TEST_CHILD", "1");
     cmd.env("DAMON_CHILD_SIZE", size.to_string())
         .env("DAMON_CHILD_HOT", hot.to_string())
         .env("DAMON_CHILD_EXIT_MS", exit_ms.to_string())
