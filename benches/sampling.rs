@@ -137,6 +137,7 @@ fn bench_aggregation(c: &mut Criterion) {
         let mut scratch = Vec::with_capacity(4 * n);
         let mut rng = Rng::new(1);
         let mut last = 0usize;
+        let mut rotation = 0u64;
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(BenchmarkId::new("sim", n), |b| {
             b.iter_batched_ref(
@@ -144,7 +145,15 @@ fn bench_aggregation(c: &mut Criterion) {
                 |targets| {
                     merge_regions(targets, 2, u64::MAX, max_nr, 20);
                     let sz = apply_min_nr_regions(targets, &mut scratch, min_nr, 4096);
-                    split_regions(targets, &mut scratch, max_nr, 4096, &mut last, &mut rng);
+                    split_regions(
+                        targets,
+                        &mut scratch,
+                        max_nr,
+                        4096,
+                        &mut last,
+                        &mut rotation,
+                        &mut rng,
+                    );
                     black_box((sz, targets[0].regions.len()))
                 },
                 BatchSize::SmallInput,

@@ -37,8 +37,9 @@ pub fn merge_two_regions(l: &mut Region, r: &Region) {
     l.ar.end = r.ar.end;
 }
 
-/// The age rule of `damon_merge_regions_of()`, applied to every region on
-/// every merge pass.
+/// The age rule of `damon_merge_regions_of()`, applied on the first merge
+/// pass of an aggregation only (the mm tree; the baseline applied it on
+/// every repeated pass).
 #[inline]
 fn update_age(r: &mut Region, thres: u32) {
     if r.nr_accesses.abs_diff(r.last_nr_accesses) > thres
@@ -50,17 +51,22 @@ fn update_age(r: &mut Region, thres: u32) {
     }
 }
 
-/// `damon_merge_regions_of()`: one left-to-right pass that updates ages and
-/// merges adjacent regions whose `nr_accesses` differ by at most `thres`,
-/// as long as the merged size stays within `sz_limit`.
-pub fn merge_regions_of(regions: &mut Vec<Region>, thres: u32, sz_limit: u64) {
+/// `damon_merge_regions_of()`: one left-to-right pass that updates ages
+/// (when `count_age`) and merges adjacent regions whose `nr_accesses`
+/// differ by at most `thres`, as long as the merged size stays within
+/// `sz_limit`.
+pub fn merge_regions_of(regions: &mut Vec<Region>, thres: u32, sz_limit: u64, count_age: bool) {
     if regions.is_empty() {
         return;
     }
     let mut w = 0usize; // index of `prev`
-    update_age(&mut regions[0], thres);
+    if count_age {
+        update_age(&mut regions[0], thres);
+    }
     for i in 1..regions.len() {
-        update_age(&mut regions[i], thres);
+        if count_age {
+            update_age(&mut regions[i], thres);
+        }
         let (head, tail) = regions.split_at_mut(i);
         let prev = &mut head[w];
         let r = &tail[0];
@@ -79,11 +85,11 @@ pub fn merge_regions_of(regions: &mut Vec<Region>, thres: u32, sz_limit: u64) {
     regions.truncate(w + 1);
 }
 
-/// `kdamond_merge_regions()`: merges with `threshold`, then doubles the
-/// threshold (to at least one) and repeats while the total count exceeds
-/// `max_nr_regions` and `threshold / 2 < aggr_interval / sample_interval`.
-///
-/// Kernel quirk kept: every repeated pass applies the age rule again.
+/// `kdamond_merge_regions()`, following the mm tree: merges with
+/// `threshold`; while the total count exceeds `max_nr_regions` and the
+/// threshold is below `max_thres` (samples per aggregation), repeats with
+/// the threshold doubled (at least one, at most `max_thres`). Ages are
+/// counted on the first pass only.
 pub fn merge_regions(
     targets: &mut [Target],
     mut threshold: u32,
@@ -91,16 +97,23 @@ pub fn merge_regions(
     max_nr_regions: u32,
     max_thres: u64,
 ) {
+    let max_thres = max_thres.min(u64::from(u32::MAX)) as u32;
+    let mut count_age = true;
     loop {
         let mut nr_regions = 0usize;
         for t in targets.iter_mut() {
-            merge_regions_of(&mut t.regions, threshold, sz_limit);
+            merge_regions_of(&mut t.regions, threshold, sz_limit, count_age);
             nr_regions += t.regions.len();
         }
-        threshold = threshold.saturating_mul(2).max(1);
-        if !(nr_regions > max_nr_regions as usize && u64::from(threshold / 2) < max_thres) {
+        count_age = false;
+        if nr_regions <= max_nr_regions as usize || max_thres <= threshold {
             break;
         }
+        threshold = if threshold < max_thres / 2 {
+            threshold.saturating_mul(2).max(1)
+        } else {
+            max_thres
+        };
     }
 }
 
@@ -145,33 +158,89 @@ pub fn split_regions_of(
     std::mem::swap(regions, scratch);
 }
 
-/// `kdamond_split_regions()`: splits every region in two, or in three when
-/// the region count did not change since the last call and is below a third
-/// of `max_nr_regions`; does nothing above half of `max_nr_regions`.
+/// `damon_split_some_regions()` (the mm tree): splits one in every `step`
+/// regions (counted across targets, from a rotating `offset`) in two at a
+/// random point between 10% and 90%, aligned to `min_region_sz`. Regions
+/// split off are not visited again.
+pub fn split_some_regions(
+    targets: &mut [Target],
+    scratch: &mut Vec<Region>,
+    step: usize,
+    offset: usize,
+    min_region_sz: u64,
+    rng: &mut Rng,
+) {
+    let step = step.max(1);
+    let min = min_region_sz.max(1);
+    let mut idx = 0usize;
+    for t in targets.iter_mut() {
+        scratch.clear();
+        for r in t.regions.iter() {
+            let visit = idx % step == offset;
+            idx += 1;
+            let sz_region = r.size();
+            if !visit || sz_region < 2 * min {
+                scratch.push(r.clone());
+                continue;
+            }
+            let factor = rng.range(1, 10);
+            let sz_sub = align_down(
+                (u128::from(factor) * u128::from(sz_region) / 10) as u64,
+                min,
+            );
+            if sz_sub == 0 || sz_sub >= sz_region {
+                scratch.push(r.clone());
+                continue;
+            }
+            let mut head = r.clone();
+            let mut tail = r.clone();
+            head.ar.end = r.ar.start + sz_sub;
+            tail.ar.start = head.ar.end;
+            tail.sampling_addr = tail.ar.start;
+            scratch.push(head);
+            scratch.push(tail);
+        }
+        std::mem::swap(&mut t.regions, scratch);
+    }
+}
+
+/// `kdamond_split_regions()`, following the mm tree: nothing at or above
+/// `max_nr_regions`; above half of it, one in every
+/// `max / (max - nr_regions)` regions is split in two
+/// ([`split_some_regions`], from a rotating offset); otherwise every region
+/// is split in two, or in three when the count did not change since the
+/// last call and is below a third of `max_nr_regions`.
 ///
-/// `last_nr_regions` is a function-static in the kernel, shared by every
-/// context; here each context keeps its own, so contexts cannot influence
-/// each other's split decisions.
+/// `last_nr_regions` and `rotation` are function-statics in the kernel,
+/// shared by every context; here each context keeps its own, so contexts
+/// cannot influence each other's split decisions.
 pub fn split_regions(
     targets: &mut [Target],
     scratch: &mut Vec<Region>,
     max_nr_regions: u32,
     min_region_sz: u64,
     last_nr_regions: &mut usize,
+    rotation: &mut u64,
     rng: &mut Rng,
 ) {
     let nr_regions: usize = targets.iter().map(|t| t.regions.len()).sum();
-    if nr_regions > (max_nr_regions / 2) as usize {
-        return;
-    }
-    let nr_subregions =
-        if *last_nr_regions == nr_regions && nr_regions < (max_nr_regions / 3) as usize {
+    let max = max_nr_regions as usize;
+    if nr_regions >= max {
+        // nothing to do
+    } else if nr_regions > max / 2 {
+        let step = max / (max - nr_regions);
+        let offset = (*rotation % step.max(1) as u64) as usize;
+        *rotation = rotation.wrapping_add(1);
+        split_some_regions(targets, scratch, step, offset, min_region_sz, rng);
+    } else {
+        let nr_subregions = if *last_nr_regions == nr_regions && nr_regions < max / 3 {
             3
         } else {
             2
         };
-    for t in targets.iter_mut() {
-        split_regions_of(&mut t.regions, scratch, nr_subregions, min_region_sz, rng);
+        for t in targets.iter_mut() {
+            split_regions_of(&mut t.regions, scratch, nr_subregions, min_region_sz, rng);
+        }
     }
     *last_nr_regions = nr_regions;
 }

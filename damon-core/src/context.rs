@@ -101,6 +101,9 @@ pub struct LoopState {
     pub next_intervals_tune_sis: u64,
     /// Region count at the last split (a function-static in the kernel).
     pub last_nr_regions: usize,
+    /// Rotating offset of partial splits above half of `max_nr_regions`
+    /// (a function-static in the kernel's `damon_split_some_regions`).
+    pub split_rotation: u64,
     /// The merge size limit from the last `min_nr_regions` enforcement.
     pub sz_limit: u64,
     /// Samples per aggregation; set from the attributes by external

@@ -222,6 +222,11 @@ pub struct Quota {
     pub weight_nr_accesses: u32,
     /// Weight of age in prioritization.
     pub weight_age: u32,
+    /// Fail-charge ratio numerator (v7.2): the bytes of a region the action
+    /// did not apply to are charged at `fail_charge_num / fail_charge_denom`.
+    pub fail_charge_num: u64,
+    /// Fail-charge ratio denominator; 0 (the default) charges whole regions.
+    pub fail_charge_denom: u64,
 }
 
 impl Default for Quota {
@@ -235,6 +240,8 @@ impl Default for Quota {
             weight_sz: 0,
             weight_nr_accesses: 0,
             weight_age: 0,
+            fail_charge_num: 0,
+            fail_charge_denom: 0,
         }
     }
 }
@@ -243,6 +250,33 @@ impl Quota {
     /// True when any limit or goal is set (the kernel's `damos_quota_is_set`).
     pub fn is_set(&self) -> bool {
         self.ms != 0 || self.sz != 0 || !self.goals.is_empty()
+    }
+
+    /// `damos_charge_quota()` (v7.2): the bytes a try of `sz_region` bytes
+    /// that applied `sz_applied` costs. Without a fail-charge ratio, or when
+    /// the action reports more than the region, the whole region; else the
+    /// applied bytes plus the rest at `fail_charge_num / fail_charge_denom`.
+    ///
+    /// ```
+    /// let mut q = damon_core::damos::Quota::default();
+    /// assert_eq!(q.charge_for(4096 * 10, 4096), 4096 * 10);
+    /// (q.fail_charge_num, q.fail_charge_denom) = (1, 4);
+    /// assert_eq!(q.charge_for(4096 * 10, 4096 * 2), 4096 * 2 + 4096 * 2);
+    /// ```
+    pub fn charge_for(&self, sz_region: u64, sz_applied: u64) -> u64 {
+        if self.fail_charge_denom == 0 || sz_applied > sz_region {
+            return sz_region;
+        }
+        let failed = u128::from(sz_region - sz_applied) * u128::from(self.fail_charge_num)
+            / u128::from(self.fail_charge_denom);
+        sz_applied.saturating_add(failed.min(u128::from(u64::MAX)) as u64)
+    }
+
+    /// `damos_quota_is_full()` (the mm tree): the window's `charged` bytes
+    /// reached `esz`, or what is left is below `min_region_sz`, which no
+    /// region can fit (actions apply per region).
+    pub fn is_full(&self, esz: u64, charged: u64, min_region_sz: u64) -> bool {
+        self.is_set() && (charged >= esz || esz - charged < min_region_sz)
     }
 }
 

@@ -140,7 +140,7 @@ fn damon_test_merge_regions_of() {
         (230, 10170, 5),
     ];
     let mut regions: Vec<Region> = input.iter().map(|&(s, e, n)| region(s, e, n)).collect();
-    merge_regions_of(&mut regions, 9, 9999);
+    merge_regions_of(&mut regions, 9, 9999, true);
     let got: Vec<_> = regions.iter().map(|r| (r.ar.start, r.ar.end)).collect();
     assert_eq!(
         got,
@@ -192,28 +192,62 @@ fn damon_test_split_regions_of() {
     }
 }
 
-/// A8 (damon_test_split_above_half_progresses) tests a development-tree
-/// behaviour the baseline kernel does not have: above max_nr_regions/2 the
-/// baseline does not split at all. We follow the baseline; this checks it.
+/// A8: above max_nr_regions/2 the mm tree splits some regions (one in
+/// every `max / (max - nr)`), so the count grows without passing the maximum.
 #[test]
-fn damon_test_split_above_half_baseline_keeps_count() {
+fn damon_test_split_above_half_progresses() {
     let mut targets = vec![Target {
         id: 0,
         regions: (0..760)
-            .map(|i| region(100 * i, 100 * i + 100, if i % 2 == 0 { 100 } else { 0 }))
+            .map(|i| {
+                let mut r = region(100 * i, 100 * i + 100, if i % 2 == 0 { 100 } else { 0 });
+                r.age = 5;
+                r
+            })
             .collect(),
         obsolete: false,
     }];
-    let mut last = 0;
+    let (mut last, mut rotation) = (0, 0);
     damon_core::adapt::split_regions(
         &mut targets,
         &mut Vec::new(),
         1500,
         1,
         &mut last,
+        &mut rotation,
         &mut Rng::new(1),
     );
-    assert_eq!(targets[0].nr_regions(), 760);
+    let n = targets[0].nr_regions();
+    assert!(n > 760 && n <= 1500, "{n} regions");
+    let bytes: u64 = targets[0].regions.iter().map(|r| r.size()).sum();
+    assert_eq!(bytes, 76_000, "splitting keeps every byte");
+}
+
+/// Ages count on the first merge pass of an aggregation only (the mm
+/// tree): repeated passes that raise the threshold leave them alone.
+#[test]
+fn damon_test_merge_counts_age_on_the_first_pass_only() {
+    // 40 regions alternating 0 and 8 accesses, max 10 regions: the first
+    // pass (threshold 1) merges nothing, so the loop repeats.
+    let mut targets = vec![Target {
+        id: 0,
+        regions: (0..40)
+            .map(|i| {
+                let mut r = region(100 * i, 100 * i + 100, if i % 2 == 0 { 0 } else { 8 });
+                r.last_nr_accesses = r.nr_accesses;
+                r.age = 3;
+                r
+            })
+            .collect(),
+        obsolete: false,
+    }];
+    damon_core::adapt::merge_regions(&mut targets, 1, u64::MAX, 10, 20);
+    assert!(targets[0].nr_regions() <= 10);
+    assert!(
+        targets[0].regions.iter().all(|r| r.age == 4),
+        "one age step, not one per pass: {:?}",
+        targets[0].regions.iter().map(|r| r.age).collect::<Vec<_>>()
+    );
 }
 
 struct NopOps;

@@ -531,6 +531,8 @@ fn rich_config() -> KdamondsConfig {
         weight_sz: 1,
         weight_nr_accesses: 3,
         weight_age: 7,
+        fail_charge_num: 0,
+        fail_charge_denom: 0,
     };
     s.wmarks = Watermarks {
         metric: WmarkMetric::FreeMemRate,

@@ -387,7 +387,11 @@ impl Damos {
             if passed < st.next_apply_sis || !st.wmark.activated {
                 continue;
             }
-            if env.schemes[si].quota.is_set() && st.quota.charged_sz >= st.quota.esz {
+            let q = &st.quota;
+            if env.schemes[si]
+                .quota
+                .is_full(q.esz, q.charged_sz, env.min_region_sz)
+            {
                 continue;
             }
             if self.skip_charged_region(env, ti, ri, si) {
@@ -490,10 +494,10 @@ impl Damos {
                 // The core filter may have split: act on the head, and
                 // charge and count the head's own size. Deviation: the
                 // kernel charges the size from before the split
-                // (damos_apply_scheme takes `sz` first) and its
-                // region-list walk skips the split-off tail until the next
-                // pass; here the tail is decided in the same pass, so each
-                // byte is charged and counted once (ARCHITECTURE.md).
+                // (damos_apply_scheme takes `sz` first) and tries the tail
+                // as well (in the same pass in the mm tree, in the next one
+                // before), so the tail's bytes count twice; here each byte
+                // is charged and counted once (ARCHITECTURE.md).
                 let sz = env.targets[ti].regions[ri].size();
                 let Some(outcome) = self.call_action(env, ti, ri, si, core_allowed) else {
                     return false;
@@ -513,7 +517,7 @@ impl Damos {
                         },
                     );
                 }
-                self.charge(env, ti, ri, si, sz);
+                self.charge(env, ti, ri, si, sz, outcome.applied);
                 (sz, outcome)
             }
         };
@@ -590,12 +594,23 @@ impl Damos {
         }))
     }
 
-    /// Charges `sz` bytes to the scheme's quota (remembering where to
-    /// resume once it is full) and resets the region's age after an action.
-    fn charge(&mut self, env: &mut DamosEnv<'_>, ti: usize, ri: usize, si: usize, sz: u64) {
+    /// Charges a try of `sz` bytes that applied `applied` to the scheme's
+    /// quota (`damos_charge_quota`, with the fail-charge ratio), remembers
+    /// where to resume once the quota is effectively full, and resets the
+    /// region's age after an action.
+    fn charge(
+        &mut self,
+        env: &mut DamosEnv<'_>,
+        ti: usize,
+        ri: usize,
+        si: usize,
+        sz: u64,
+        applied: u64,
+    ) {
+        let quota = &env.schemes[si].quota;
         let q = &mut self.states[si].quota;
-        q.charged_sz = q.charged_sz.saturating_add(sz);
-        if env.schemes[si].quota.is_set() && q.charged_sz >= q.esz {
+        q.charged_sz = q.charged_sz.saturating_add(quota.charge_for(sz, applied));
+        if quota.is_full(q.esz, q.charged_sz, env.min_region_sz) {
             q.charge_target_from = Some(ti);
             q.charge_addr_from = env.targets[ti].regions[ri].ar.end;
         }

@@ -180,7 +180,7 @@ pub fn roll_window(
             Ok(true)
         }
         Some(from) if now_ms >= from.saturating_add(q.reset_interval) => {
-            if q.is_set() && st.charged_sz >= st.esz {
+            if q.is_full(st.esz, st.charged_sz, min_region_sz) {
                 *stat_qt_exceeds += 1;
             }
             st.total_charged_sz = st.total_charged_sz.saturating_add(st.charged_sz);

@@ -438,3 +438,41 @@ fn an_addr_filter_split_charges_and_counts_each_byte_once() {
     assert_eq!(stat.nr_snapshots, 1, "one apply interval passed");
     assert_eq!(stat.sz_tried, 300 * M, "{stat:?}");
 }
+
+#[test]
+fn a_quota_with_less_than_a_region_left_counts_as_full() {
+    // 10 pages and 100 bytes per window: after 10 pages the 100 bytes left
+    // fit no region, so the window is full (the mm tree's
+    // damos_quota_is_full) and counts in qt_exceeds; before, the scheme
+    // kept "trying" zero-byte pieces and the quota never counted as full.
+    let (mut kd, clock) = stepped(
+        SimOps::new(SimPattern::uniform(G, 0.0)).with_seed(3),
+        &[0],
+        vec![quota_scheme(10 * 4096 + 100)],
+    );
+    run_until(&mut kd, &clock, 5_500_000);
+    let stat = kd.ctx().schemes[0].stat;
+    assert!(stat.qt_exceeds >= 4, "{stat:?}");
+    assert_eq!(stat.sz_tried % 4096, 0);
+}
+
+#[test]
+fn a_fail_charge_ratio_charges_unapplied_bytes_at_its_fraction() {
+    // stat applies nothing: with a 1/4 fail-charge ratio (v7.2) a window of
+    // 64 MiB tries up to four times as many bytes.
+    let mut s = quota_scheme(64 * M);
+    s.quota.fail_charge_num = 1;
+    s.quota.fail_charge_denom = 4;
+    let (mut kd, clock) = stepped(
+        SimOps::new(SimPattern::uniform(G, 0.0)).with_seed(3),
+        &[0],
+        vec![s],
+    );
+    run_until(&mut kd, &clock, 500_000); // inside the first window
+    let tried = sz_tried(&kd);
+    assert!(
+        tried > 192 * M && tried <= 256 * M,
+        "{} MiB tried in the first window",
+        tried / M
+    );
+}

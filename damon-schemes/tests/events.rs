@@ -127,6 +127,24 @@ fn kernel_named_events_carry_the_tracepoint_fields() {
     // one event per region per aggregation: the first aggregation had 10 regions
     let first_nr: usize = aggregated[0].fields["nr_regions"].parse().unwrap();
     assert!(aggregated.len() >= first_nr);
+    let per_region = of("damon_region_aggregated");
+    assert_eq!(
+        per_region.len(),
+        aggregated.len(),
+        "v7.2's damon_region_aggregated comes with every damon_aggregated"
+    );
+    assert!(per_region.iter().all(|e| has_fields(
+        e,
+        &[
+            "target_id",
+            "nr_regions",
+            "start",
+            "end",
+            "nr_accesses",
+            "age",
+            "nr_probes"
+        ]
+    )));
     let tune = of("damon_monitor_intervals_tune");
     assert!(!tune.is_empty(), "intervals tuning ran");
     assert!(tune.iter().all(|e| has_fields(e, &["sample_us"])));

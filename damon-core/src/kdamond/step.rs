@@ -180,6 +180,7 @@ impl Kdamond {
             self.ctx.attrs.max_nr_regions,
             self.ctx.min_region_sz,
             &mut self.ctx.state.last_nr_regions,
+            &mut self.ctx.state.split_rotation,
             &mut self.rng,
         );
         sample_interval
@@ -250,7 +251,8 @@ impl Kdamond {
 /// `damon_aggregated` event, repairs `nr_accesses_bp` if it drifted from
 /// `nr_accesses * 10000`, then moves `nr_accesses` into `last_nr_accesses`.
 pub fn reset_aggregated(targets: &mut [Target]) {
-    let trace = tracing::enabled!(target: "damon::damon_aggregated", tracing::Level::TRACE);
+    let trace = tracing::enabled!(target: "damon::damon_aggregated", tracing::Level::TRACE)
+        || tracing::enabled!(target: "damon::damon_region_aggregated", tracing::Level::TRACE);
     for (ti, t) in targets.iter_mut().enumerate() {
         let nr_regions = t.regions.len();
         for r in t.regions.iter_mut() {
@@ -264,6 +266,21 @@ pub fn reset_aggregated(targets: &mut [Target]) {
                     nr_accesses = r.nr_accesses,
                     age = r.age,
                     "damon_aggregated"
+                );
+            }
+            if trace {
+                // v7.2's per-region event (with the probes' hits in the
+                // kernel; this engine has no probes: nr_probes 0).
+                tracing::trace!(
+                    target: "damon::damon_region_aggregated",
+                    target_id = ti,
+                    nr_regions,
+                    start = r.ar.start,
+                    end = r.ar.end,
+                    nr_accesses = r.nr_accesses,
+                    age = r.age,
+                    nr_probes = 0u32,
+                    "damon_region_aggregated"
                 );
             }
             // damon_warn_fix_nr_accesses_corruption

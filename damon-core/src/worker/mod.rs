@@ -4,7 +4,8 @@
 //! # Stopping
 //!
 //! A context's worker runs the loop of [`Kdamond::step`] on its own thread,
-//! named `kdamond.N` (N counts every worker this process started). Stopping it is a request the loop honours between
+//! named `kdamond.N`, N being the number of contexts already running in
+//! the process when it starts, as the kernel numbers kdamonds. Stopping it is a request the loop honours between
 //! two of its own steps, so the caller chooses how long to wait:
 //!
 //! * [`DamonHandle::request_stop`] only asks and returns at once;
@@ -66,13 +67,6 @@ static RUN_STATE: Mutex<RunState> = Mutex::new(RunState {
     nr_running: 0,
     running_exclusive: false,
 });
-
-/// A process-wide number for each worker thread, as the kernel numbers its
-/// kdamonds: threads of separate `damon_start` calls never share a name.
-fn next_kdamond_id() -> usize {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
 
 /// Number of contexts running in this process (`damon_nr_running_ctxs`).
 pub fn damon_nr_running_ctxs() -> usize {
@@ -187,7 +181,9 @@ pub fn damon_start(ctxs: Vec<Context>, exclusive: bool) -> Result<Vec<DamonHandl
         })?;
         kds.push(kd);
     }
-    {
+    // The kernel names each kdamond after nr_running_ctxs when it starts:
+    // the contexts already running in the process, plus this one's place.
+    let first_number = {
         let mut rs = RUN_STATE.lock();
         if exclusive && rs.nr_running > 0 {
             return Err(StartError::Busy(
@@ -197,15 +193,17 @@ pub fn damon_start(ctxs: Vec<Context>, exclusive: bool) -> Result<Vec<DamonHandl
         if !exclusive && rs.running_exclusive {
             return Err(StartError::Busy("an exclusive group is running"));
         }
+        let first_number = rs.nr_running;
         rs.nr_running += kds.len();
         if exclusive {
             rs.running_exclusive = true;
         }
-    }
+        first_number
+    };
     let total = kds.len();
     let mut handles: Vec<DamonHandle> = Vec::with_capacity(total);
     for (index, kd) in kds.into_iter().enumerate() {
-        match spawn_one(kd, index) {
+        match spawn_one(kd, index, first_number + index) {
             Ok(h) => handles.push(h),
             Err(e) => {
                 // Contexts never spawned give back their running slots.
@@ -239,7 +237,7 @@ fn release_slots(n: usize) {
     }
 }
 
-fn spawn_one(mut kd: Kdamond, index: usize) -> Result<DamonHandle, StartError> {
+fn spawn_one(mut kd: Kdamond, index: usize, number: usize) -> Result<DamonHandle, StartError> {
     let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
     kd.cmds = Some(cmd_rx);
     let shared = Arc::new(Shared {
@@ -255,7 +253,7 @@ fn spawn_one(mut kd: Kdamond, index: usize) -> Result<DamonHandle, StartError> {
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
     let sh = shared.clone();
     let thread = std::thread::Builder::new()
-        .name(format!("kdamond.{}", next_kdamond_id()))
+        .name(format!("kdamond.{number}"))
         .spawn(move || worker_main(kd, sh, init_tx, done_tx))
         .map_err(StartError::Spawn)?;
     let _ = shared.thread_id.set(thread.thread().id());

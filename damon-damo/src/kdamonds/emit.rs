@@ -73,6 +73,8 @@ pub(super) fn scheme_json(s: &Scheme, path: &str) -> Result<Value, DamoError> {
             "time_ms": q.ms,
             "sz_bytes": q.sz,
             "reset_interval_ms": q.reset_interval,
+            "fail_charge_num": q.fail_charge_num,
+            "fail_charge_denom": q.fail_charge_denom,
             "goals": goals,
             "goal_tuner": match q.goal_tuner { GoalTuner::Consist => "consist", GoalTuner::Temporal => "temporal" },
             "weights": {

@@ -50,7 +50,7 @@
 //! damo features this crate cannot honour are refused the same way rather
 //! than dropped: `probes`, non-default `sample_control`, `dests`, memcg
 //! filters (damo names a cgroup path; [`FilterKind::Memcg`] takes an id),
-//! quota goal `complement`/`memcg_path`, fail-charge ratios.
+//! quota goal `complement`/`memcg_path`.
 //!
 //! The sysfs spelling `monitoring_attrs: {intervals: {sample_us, aggr_us,
 //! update_us}, nr_regions}` is accepted in place of damo's `intervals` and

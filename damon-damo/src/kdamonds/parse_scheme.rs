@@ -178,14 +178,8 @@ pub(super) fn parse_quotas(v: &Value, path: &str) -> Result<Quota, DamoError> {
     q.ms = opt_or(&o, "time_ms", 0, value::time_ms)?;
     q.sz = opt_or(&o, "sz_bytes", 0, value::bytes)?;
     q.reset_interval = opt_or(&o, "reset_interval_ms", u64::MAX, value::time_ms)?;
-    for k in ["fail_charge_num", "fail_charge_denom"] {
-        if opt_or(&o, k, 0, value::nr)? != 0 {
-            return Err(DamoError::Unsupported(format!(
-                "{}: fail charge ratios are not supported",
-                o.child(k)
-            )));
-        }
-    }
+    q.fail_charge_num = opt_or(&o, "fail_charge_num", 0, value::nr)?;
+    q.fail_charge_denom = opt_or(&o, "fail_charge_denom", 0, value::nr)?;
     if let Some(g) = o.opt("goals") {
         let gp = o.child("goals");
         q.goals = array(g, &gp)?

@@ -348,6 +348,8 @@ fn rich() -> KdamondsConfig {
         weight_sz: 1,
         weight_nr_accesses: 3,
         weight_age: 7,
+        fail_charge_num: 1,
+        fail_charge_denom: 4,
     };
     s.wmarks = Watermarks {
         metric: WmarkMetric::FreeMemRate,
