@@ -116,7 +116,6 @@ fn mixed_targets(n: usize) -> Vec<Target> {
             let mut r = Region::new(i * size, (i + 1) * size);
             // runs of similar counts so some merge and some do not
             r.nr_accesses = ((i / 7) % 5 * 4 + rng.range(0, 2)) as u32;
-            r.nr_accesses_bp = r.nr_accesses * 10_000;
             r.last_nr_accesses = ((i / 5) % 3 * 6) as u32;
             r
         })

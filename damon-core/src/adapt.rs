@@ -32,7 +32,6 @@ pub fn merge_two_regions(l: &mut Region, r: &Region) {
     let total = sz_l + sz_r;
     l.nr_accesses =
         ((u128::from(l.nr_accesses) * sz_l + u128::from(r.nr_accesses) * sz_r) / total) as u32;
-    l.nr_accesses_bp = l.nr_accesses.saturating_mul(crate::region::BP_PER_ACCESS);
     l.age = ((u128::from(l.age) * sz_l + u128::from(r.age) * sz_r) / total) as u32;
     l.ar.end = r.ar.end;
 }

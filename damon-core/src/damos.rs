@@ -83,7 +83,8 @@ impl Action {
 }
 
 /// Which regions a scheme applies to; every range is closed (`min..=max`).
-/// `nr_accesses` is compared with the per-sample estimate `nr_accesses_bp / 10000`.
+/// `nr_accesses` is compared with the moving sum of the region's accesses
+/// over one aggregation interval (`damon_nr_accesses_mvsum`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AccessPattern {

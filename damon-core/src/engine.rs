@@ -19,6 +19,9 @@ pub struct DamosEnv<'a> {
     pub attrs: &'a Attrs,
     /// The loop clock (sampling intervals).
     pub passed_sample_intervals: u64,
+    /// When the current aggregation ends (for the moving sum,
+    /// [`crate::access::nr_accesses_mvsum`]).
+    pub next_aggregation_sis: u64,
     /// The injected clock (µs) when the step started.
     pub now_us: u64,
     /// The clock, to time applications (the time quota's throughput).

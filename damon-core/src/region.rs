@@ -1,7 +1,6 @@
 //! Monitoring regions: `struct damon_region` and `struct damon_addr_range`.
 
-/// Basis points per access: `nr_accesses_bp == nr_accesses * BP_PER_ACCESS` at
-/// aggregation boundaries.
+/// Basis points of a whole (10,000), the unit of the kernel's ratios.
 pub const BP_PER_ACCESS: u32 = 10_000;
 
 /// A half-open address range `[start, end)`, the kernel's `damon_addr_range`.
@@ -72,9 +71,6 @@ pub struct Region {
     /// Sampling intervals of the current aggregation in which an access was
     /// seen; reset at every aggregation.
     pub nr_accesses: u32,
-    /// Pseudo moving sum of accesses in basis points, updated every sample;
-    /// equals `nr_accesses * 10000` at aggregation boundaries.
-    pub nr_accesses_bp: u32,
     /// Number of aggregation intervals the access pattern has been kept.
     pub age: u32,
     /// `nr_accesses` of the previous aggregation.
@@ -88,7 +84,6 @@ impl Region {
             ar: AddrRange::new(start, end),
             sampling_addr: start,
             nr_accesses: 0,
-            nr_accesses_bp: 0,
             age: 0,
             last_nr_accesses: 0,
         }

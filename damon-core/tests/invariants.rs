@@ -38,11 +38,6 @@ fn check_invariants(
         );
         if after_aggregation {
             prop_assert_eq!(r.nr_accesses, 0, "reset after aggregation");
-            prop_assert_eq!(
-                r.nr_accesses_bp,
-                r.last_nr_accesses * 10_000,
-                "bp == nr * 10000 at the boundary"
-            );
         }
     }
     if after_aggregation {

@@ -4,7 +4,9 @@
 //! refer to it. Tests of DAMOS-engine internals (filters, quota goals,
 //! walks) live with the schemes crate.
 
-use damon_core::access::{moving_sum, nr_accesses_to_accesses_bp, update_monitoring_result};
+use damon_core::access::{
+    mvsum, nr_accesses_mvsum, nr_accesses_to_accesses_bp, update_monitoring_result,
+};
 use damon_core::adapt::{
     apply_min_nr_regions, merge_regions_of, merge_two_regions, set_regions, split_region_at,
     split_regions_of,
@@ -18,7 +20,6 @@ use std::sync::Arc;
 fn region(start: u64, end: u64, nr_accesses: u32) -> Region {
     let mut r = Region::new(start, end);
     r.nr_accesses = nr_accesses;
-    r.nr_accesses_bp = nr_accesses * 10_000;
     r
 }
 
@@ -90,7 +91,6 @@ fn damon_test_aggregate() {
 #[test]
 fn damon_test_split_at() {
     let mut r = Region::new(0, 100);
-    r.nr_accesses_bp = 420_000;
     r.nr_accesses = 42;
     r.last_nr_accesses = 15;
     r.age = 10;
@@ -100,10 +100,7 @@ fn damon_test_split_at() {
     assert_eq!((regions[0].ar.start, regions[0].ar.end), (0, 25));
     assert_eq!((regions[1].ar.start, regions[1].ar.end), (25, 100));
     for r in &regions {
-        assert_eq!(
-            (r.nr_accesses_bp, r.nr_accesses, r.last_nr_accesses, r.age),
-            (420_000, 42, 15, 10)
-        );
+        assert_eq!((r.nr_accesses, r.last_nr_accesses, r.age), (42, 15, 10));
     }
 }
 
@@ -112,16 +109,13 @@ fn damon_test_split_at() {
 fn damon_test_merge_two() {
     let mut l = Region::new(0, 100);
     l.nr_accesses = 10;
-    l.nr_accesses_bp = 100_000;
     l.age = 9;
     let mut r = Region::new(100, 300);
     r.nr_accesses = 20;
-    r.nr_accesses_bp = 200_000;
     r.age = 21;
     merge_two_regions(&mut l, &r);
     assert_eq!((l.ar.start, l.ar.end), (0, 300));
     assert_eq!(l.nr_accesses, 16);
-    assert_eq!(l.nr_accesses_bp, 160_000);
     assert_eq!(l.age, 17);
 }
 
@@ -351,6 +345,7 @@ fn damon_test_update_monitoring_result() {
     };
     let mut r = region(3, 7, 15);
     r.age = 20;
+    r.last_nr_accesses = 15;
     for (sample, aggr, nr, age) in [(100, 10_000, 15, 2), (1, 1000, 150, 2), (1, 100, 150, 20)] {
         let new = Attrs {
             sample_interval: sample,
@@ -362,6 +357,10 @@ fn damon_test_update_monitoring_result() {
             (r.nr_accesses, r.age),
             (nr, age),
             "new attrs ({sample}, {aggr})"
+        );
+        assert_eq!(
+            r.last_nr_accesses, nr,
+            "the mm tree converts last_nr_accesses too"
         );
     }
 }
@@ -400,17 +399,48 @@ fn damon_test_set_attrs() {
     assert_eq!(e.field, "attrs.aggr_interval");
 }
 
-/// A14
+/// A15 (the mm tree's damon_mvsum; A14's per-sample damon_moving_sum is
+/// gone with `nr_accesses_bp`).
 #[test]
-fn damon_test_moving_sum() {
-    let mut mvsum = 50_000;
-    let news = [10_000, 0, 10_000, 0, 0, 0, 10_000, 0, 0, 0];
-    let expects = [
-        55_000, 50_000, 55_000, 50_000, 45_000, 40_000, 45_000, 40_000, 35_000, 30_000,
-    ];
-    for (new, expect) in news.into_iter().zip(expects) {
-        mvsum = moving_sum(mvsum, 50_000, 10, new);
-        assert_eq!(mvsum, expect);
+fn damon_test_mvsum() {
+    for (current, last, left_bp, expect) in [
+        (0, 49, 10_000, 49),
+        (3, 10, 7_000, 10),
+        (3, 10, 5_000, 8),
+        (32, 100, 1_000, 42),
+        (42, 49, 0, 42),
+    ] {
+        assert_eq!(
+            mvsum(current, last, left_bp),
+            expect,
+            "{current} {last} {left_bp}"
+        );
+    }
+}
+
+/// A16
+#[test]
+fn damon_test_nr_accesses_mvsum() {
+    let attrs = Attrs {
+        sample_interval: 1,
+        aggr_interval: 10,
+        ..Attrs::default()
+    };
+    for (passed, next, nr, last, expect) in [
+        (0, 10, 5, 3, 3),
+        (0, 10, 0, 7, 7),
+        (5, 10, 3, 10, 8),
+        (8, 10, 3, 10, 5),
+        (10, 10, 42, 49, 42),
+    ] {
+        let mut r = Region::new(0, 4096);
+        r.nr_accesses = nr;
+        r.last_nr_accesses = last;
+        assert_eq!(
+            nr_accesses_mvsum(&r, &attrs, passed, next),
+            expect,
+            "passed {passed} next {next} nr {nr} last {last}"
+        );
     }
 }
 
@@ -614,64 +644,4 @@ fn damon_test_rand() {
         Rng::new(5).next_u64(),
         "seeded = reproducible"
     );
-}
-
-/// The hoisted reciprocal division equals the kernel's division for every
-/// window length and every 32-bit numerator class that matters.
-#[test]
-fn access_rate_matches_kernel_arithmetic() {
-    let mut rng = Rng::new(99);
-    for _ in 0..2000 {
-        let si = rng.range(1, 100_000);
-        let attrs = Attrs {
-            sample_interval: si,
-            aggr_interval: si * rng.range(1, 5000),
-            ..Attrs::default()
-        };
-        let rate = damon_core::AccessRate::new(&attrs);
-        let mut a = region(0, 4096, rng.range(0, 100) as u32);
-        a.last_nr_accesses = rng.range(0, 429_496) as u32;
-        a.nr_accesses_bp = rng.next_u64() as u32;
-        let mut b = a.clone();
-        let accessed = rng.range(0, 2) == 1;
-        rate.update(&mut a, accessed);
-        // the kernel's formula, straight
-        let len = attrs.max_nr_accesses().max(1);
-        b.nr_accesses_bp = moving_sum(
-            b.nr_accesses_bp,
-            b.last_nr_accesses * 10_000,
-            len,
-            if accessed { 10_000 } else { 0 },
-        );
-        b.nr_accesses += u32::from(accessed);
-        assert_eq!(a, b, "len {len}");
-    }
-    for len in [2u32, 3, 7, 10, 20, 1000, 65_537, u32::MAX] {
-        let attrs = Attrs {
-            sample_interval: 1,
-            aggr_interval: u64::from(len),
-            ..Attrs::default()
-        };
-        let rate = damon_core::AccessRate::new(&attrs);
-        for x in [
-            0u32,
-            1,
-            len - 1,
-            len,
-            len.wrapping_add(1),
-            u32::MAX - 1,
-            u32::MAX,
-            4_294_960_000,
-        ] {
-            let mut r = Region::new(0, 1);
-            r.last_nr_accesses = 0;
-            r.nr_accesses_bp = x;
-            // with last = 0, nothing is subtracted; check div through a last value instead
-            let _ = rate;
-            let mut r2 = r.clone();
-            r2.last_nr_accesses = 1;
-            rate.update(&mut r2, false);
-            assert_eq!(r2.nr_accesses_bp, x.saturating_sub(10_000 / len));
-        }
-    }
 }

@@ -7,6 +7,7 @@ use crate::metrics::{ProcMetrics, SystemMetrics};
 use crate::quota::{min_score, roll_window, QuotaState};
 use crate::tried::{Shared, TriedRegion};
 use crate::wmarks::{wmark_wait_us, WmarkState};
+use damon_core::access::nr_accesses_mvsum;
 use damon_core::backend::align_down;
 use damon_core::backend::split_region_at;
 use damon_core::damos::{Action, FilterKind, GoalMetric, Scheme, DAMOS_MAX_SCORE};
@@ -88,7 +89,7 @@ impl Damos {
         h.fill(0);
         for (ti, t) in env.targets.iter().enumerate() {
             for r in &t.regions {
-                if !pattern_match(r, s)
+                if !pattern_match(r, s, nr_accesses_of(r, env))
                     || !core_filters_pass_whole(r, ti, s, self.states[si].core_default_reject)
                 {
                     continue;
@@ -104,11 +105,13 @@ impl Damos {
     }
 }
 
-/// `__damos_valid_target`: size, per-sample access estimate and age in range.
-pub fn pattern_match(r: &Region, s: &Scheme) -> bool {
+/// `__damos_valid_target`: size, access frequency and age in range, the
+/// frequency being `nr_accesses`, the region's moving sum of accesses
+/// ([`nr_accesses_of`]).
+pub fn pattern_match(r: &Region, s: &Scheme, nr_accesses: u32) -> bool {
     let p = &s.pattern;
     let sz = r.size();
-    let nr = r.nr_accesses_bp / 10_000;
+    let nr = nr_accesses;
     p.min_sz_region <= sz
         && sz <= p.max_sz_region
         && p.min_nr_accesses <= nr
@@ -137,6 +140,16 @@ fn core_filters_pass_whole(
         }
     }
     !default_reject
+}
+
+/// `damon_nr_accesses_mvsum` of `r` at this point of the loop.
+pub fn nr_accesses_of(r: &Region, env: &DamosEnv<'_>) -> u32 {
+    nr_accesses_mvsum(
+        r,
+        env.attrs,
+        env.passed_sample_intervals,
+        env.next_aggregation_sis,
+    )
 }
 
 impl DamosEngine for Damos {
@@ -416,7 +429,7 @@ impl Damos {
         let s = &env.schemes[si];
         let t = &env.targets[ti];
         let r = &t.regions[ri];
-        if !pattern_match(r, s) {
+        if !pattern_match(r, s, nr_accesses_of(r, env)) {
             return false;
         }
         if !s.quota.is_set() {
@@ -511,7 +524,7 @@ impl Damos {
                         TriedRegion {
                             target_idx: ti,
                             range: r.ar,
-                            nr_accesses: r.nr_accesses_bp / 10_000,
+                            nr_accesses: nr_accesses_of(r, env),
                             age: r.age,
                             sz_filter_passed: outcome.sz_filter_passed,
                         },
@@ -572,7 +585,7 @@ impl Damos {
             target_idx = ti,
             start = r.ar.start,
             end = r.ar.end,
-            nr_accesses = r.nr_accesses_bp / 10_000,
+            nr_accesses = nr_accesses_of(r, env),
             age = r.age,
             "damos_before_apply"
         );

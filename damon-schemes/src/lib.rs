@@ -33,7 +33,7 @@ pub mod quota;
 mod tried;
 pub mod wmarks;
 
-pub use engine::{pattern_match, Damos};
+pub use engine::{nr_accesses_of, pattern_match, Damos};
 pub use metrics::{ProcMetrics, SimMetrics, SystemMetrics};
 pub use tried::{DamosControl, SchemeStatus, TriedRegion, TriedRegions, WalkError};
 

@@ -10,7 +10,6 @@ use crate::adapt::{apply_min_nr_regions, merge_regions, split_regions};
 use crate::attrs::Attrs;
 use crate::engine::{BeforeApplyHook, DamosEnv};
 use crate::ops::OpsCtx;
-use crate::region::BP_PER_ACCESS;
 use crate::target::Target;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -135,6 +134,7 @@ impl Kdamond {
         engine.apply(DamosEnv {
             attrs: &self.ctx.attrs,
             passed_sample_intervals: self.ctx.state.passed_sample_intervals,
+            next_aggregation_sis: self.ctx.state.next_aggregation_sis,
             now_us,
             clock: self.clock.as_ref(),
             min_region_sz: self.ctx.min_region_sz,
@@ -248,8 +248,8 @@ impl Kdamond {
 }
 
 /// `kdamond_reset_aggregated`: for every region, emits the
-/// `damon_aggregated` event, repairs `nr_accesses_bp` if it drifted from
-/// `nr_accesses * 10000`, then moves `nr_accesses` into `last_nr_accesses`.
+/// `damon_aggregated` and `damon_region_aggregated` events, then moves
+/// `nr_accesses` into `last_nr_accesses`.
 pub fn reset_aggregated(targets: &mut [Target]) {
     let trace = tracing::enabled!(target: "damon::damon_aggregated", tracing::Level::TRACE)
         || tracing::enabled!(target: "damon::damon_region_aggregated", tracing::Level::TRACE);
@@ -282,11 +282,6 @@ pub fn reset_aggregated(targets: &mut [Target]) {
                     nr_probes = 0u32,
                     "damon_region_aggregated"
                 );
-            }
-            // damon_warn_fix_nr_accesses_corruption
-            let expect = r.nr_accesses.saturating_mul(BP_PER_ACCESS);
-            if r.nr_accesses_bp != expect {
-                r.nr_accesses_bp = expect;
             }
             r.last_nr_accesses = r.nr_accesses;
             r.nr_accesses = 0;
