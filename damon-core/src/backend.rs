@@ -14,7 +14,7 @@
 //! ```
 
 pub use crate::access::update_region_access_rate;
-pub use crate::adapt::{set_regions, split_region_at};
+pub use crate::adapt::{region_sz_limit, set_regions, split_region_at};
 pub use crate::engine::{DamosEngine, DamosEnv};
 pub use crate::ops::{ApplyOutcome, Operations, OpsCtx};
 pub use crate::region::{align_down, align_up, AddrRange, Region};

@@ -8,8 +8,8 @@ use crate::quota::{min_score, roll_window, QuotaState};
 use crate::tried::{Shared, TriedRegion};
 use crate::wmarks::{wmark_wait_us, WmarkState};
 use damon_core::access::nr_accesses_mvsum;
-use damon_core::backend::align_down;
 use damon_core::backend::split_region_at;
+use damon_core::backend::{align_down, region_sz_limit};
 use damon_core::damos::{Action, FilterKind, GoalMetric, Scheme, DAMOS_MAX_SCORE};
 use damon_core::{ApplyOutcome, Attrs, DamosEngine, DamosEnv, Operations, OpsError, Region};
 use std::sync::Arc;
@@ -184,6 +184,8 @@ impl DamosEngine for Damos {
             return;
         }
         let walking = self.shared.walk_active(nr_schemes);
+        let max_region_sz =
+            region_sz_limit(env.targets, env.attrs.min_nr_regions, env.min_region_sz);
         for ti in 0..env.targets.len() {
             if !env.ops.target_valid(&env.targets[ti]) {
                 // The mm tree (v7.3 cycle): a resume point in a target that
@@ -196,7 +198,9 @@ impl DamosEngine for Damos {
                 if !self.do_apply_schemes(&mut env, ti, ri, nr_schemes, walking) {
                     return; // before_damos_apply panicked: the loop stops the context
                 }
-                ri += 1;
+                if !Self::merge_back(&mut env.targets[ti].regions, ri, max_region_sz) {
+                    ri += 1;
+                }
             }
         }
         self.end_apply_intervals(&env, nr_schemes, walking);
@@ -438,7 +442,11 @@ impl Damos {
         env.ops.get_scheme_score(env.attrs, t, r, s) >= self.states[si].quota.min_score
     }
 
-    /// `damos_skip_charged_region`: resume where the last window stopped.
+    /// `damos_skip_charged_region`, as the mm tree has it: resume where the
+    /// last window stopped. Regions of other targets, and regions (or the
+    /// head of a region) before the resume point, are skipped; the resume
+    /// point is forgotten once the target's last region is reached, which
+    /// is itself tried unless it was charged (the baseline skipped it).
     fn skip_charged_region(
         &mut self,
         env: &mut DamosEnv<'_>,
@@ -454,29 +462,48 @@ impl Damos {
             return true;
         }
         let regions = &mut env.targets[ti].regions;
+        let r = regions[ri].ar;
+        let from = q.charge_addr_from;
+        let mut skip = false;
+        if from != 0 && r.end <= from {
+            skip = true;
+        } else if from != 0 && r.start < from {
+            let mut sz = align_down(from - r.start, env.min_region_sz);
+            if sz == 0 && r.len() > env.min_region_sz {
+                sz = env.min_region_sz;
+            }
+            if sz != 0 {
+                // the head was charged; the tail is visited next
+                split_region_at(regions, ri, sz);
+            }
+            skip = true;
+        }
         if ri + 1 == regions.len() {
             q.charge_target_from = None;
             q.charge_addr_from = 0;
-            return true;
         }
-        let r = regions[ri].ar;
-        if r.end <= q.charge_addr_from {
-            return true;
+        skip
+    }
+
+    /// `damos_apply_target`'s merge-back (the mm tree): quota and filter
+    /// splits leave slices; region `ri` goes back into its left neighbour
+    /// when they touch, their counters and ages are equal and the result
+    /// stays within `max_region_sz`. Returns whether it was merged.
+    fn merge_back(regions: &mut Vec<Region>, ri: usize, max_region_sz: u64) -> bool {
+        if ri == 0 || ri >= regions.len() {
+            return false;
         }
-        if r.start < q.charge_addr_from {
-            let mut sz = align_down(q.charge_addr_from - r.start, env.min_region_sz);
-            if sz == 0 {
-                if r.len() <= env.min_region_sz {
-                    return true;
-                }
-                sz = env.min_region_sz;
-            }
-            split_region_at(regions, ri, sz);
-            return true; // the head was charged; the tail is visited next
+        let (prev, r) = (&regions[ri - 1], &regions[ri]);
+        let same = prev.ar.end == r.ar.start
+            && prev.age == r.age
+            && prev.last_nr_accesses == r.last_nr_accesses
+            && prev.nr_accesses == r.nr_accesses
+            && r.ar.end - prev.ar.start <= max_region_sz;
+        if same {
+            regions[ri - 1].ar.end = regions[ri].ar.end;
+            regions.remove(ri);
         }
-        q.charge_target_from = None;
-        q.charge_addr_from = 0;
-        false
+        same
     }
 
     /// `damos_apply_scheme`: fit the region to the quota, pass it through

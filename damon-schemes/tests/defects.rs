@@ -476,3 +476,38 @@ fn a_fail_charge_ratio_charges_unapplied_bytes_at_its_fraction() {
         tried / M
     );
 }
+
+#[test]
+fn a_resumed_window_tries_the_last_region_after_the_resume_point() {
+    // Ten stable 100 MiB regions and 130 MiB per window (one window per
+    // aggregation): a window ends at 910 MiB, inside the last region. The
+    // next one must try [910 MiB, 1 GiB) before starting over; the
+    // baseline skipped the last region whenever a resume point was set,
+    // so with this quota bytes past 910 MiB were never tried at all.
+    let clock = VirtualClock::new();
+    let mut ctx = Context::new();
+    ctx.set_ops(
+        "sim",
+        Box::new(SimOps::new(SimPattern::uniform(1000 * M, 0.0)).with_seed(3)),
+    );
+    ctx.targets.push(Target::new(0));
+    ctx.clock = Some(Arc::new(clock.clone()));
+    ctx.attrs.min_nr_regions = 10;
+    ctx.attrs.max_nr_regions = 10;
+    let mut s = quota_scheme(130 * M);
+    s.quota.reset_interval = 100;
+    ctx.schemes = vec![s];
+    let tried: Arc<parking_lot::Mutex<Vec<AddrRange>>> = Arc::default();
+    let t2 = tried.clone();
+    ctx.callbacks.before_damos_apply = Some(Box::new(move |_, _, r, _, _| t2.lock().push(r.ar)));
+    damon_schemes::install(&mut ctx, SimMetrics::new());
+    let mut kd = Kdamond::new(ctx).expect("valid");
+    kd.init().expect("init");
+    run_until(&mut kd, &clock, 3_000_000);
+    let tried = tried.lock();
+    assert!(
+        tried.iter().any(|r| r.contains(950 * M)),
+        "950 MiB was never tried: {:?}",
+        tried.iter().take(20).collect::<Vec<_>>()
+    );
+}
