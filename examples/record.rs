@@ -20,9 +20,12 @@ use clap::Parser;
 use damon_core::{
     damon_select_ops, damon_start, Context, Kdamond, RealClock, SimOps, Target, VirtualClock,
 };
+use damon_damo::kdamonds::damo_default_attrs;
 use damon_damo::{write_record_file, RecordFormat, Recorder};
-use damon_examples::cli::{self, parse_sim};
+use damon_examples::cli::{self, check_pid, interrupt_flag, parse_sim};
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -87,6 +90,7 @@ fn build_context(args: &Args) -> Result<Context, String> {
         ctx.set_ops("sim", Box::new(ops));
         ctx.targets.push(Target::new(0));
     } else if let Some(pid) = args.pid {
+        check_pid(pid)?;
         ctx = Context::new();
         damon_select_ops(&mut ctx, "vaddr")
             .map_err(|e| format!("cannot use the vaddr backend for pid {pid}: {e}"))?;
@@ -116,6 +120,12 @@ fn build_context(args: &Args) -> Result<Context, String> {
             }
         }
     }
+    if args.kdamonds.is_none() {
+        // damo's defaults (5 ms, 100 ms, 1 s, 10..1000 regions), not the
+        // kernel sysfs' 60 s ops update: a process that maps its memory
+        // after the start must get regions within a second.
+        ctx.attrs = damo_default_attrs();
+    }
     let a = &mut ctx.attrs;
     if let Some(v) = args.sample_us {
         a.sample_interval = v;
@@ -134,8 +144,13 @@ fn build_context(args: &Args) -> Result<Context, String> {
     Ok(ctx)
 }
 
+/// The `\r` progress line, on a terminal only (a log file gets none).
 fn progress(done_s: f64, total_s: f64, snapshots: usize, regions: usize) {
-    eprint!("\rrecord: {done_s:6.1}/{total_s:.1} s, {snapshots} snapshots, {regions} regions   ");
+    if std::io::stderr().is_terminal() {
+        eprint!(
+            "\rrecord: {done_s:6.1}/{total_s:.1} s, {snapshots} snapshots, {regions} regions   "
+        );
+    }
 }
 
 fn run(args: &Args) -> Result<(), String> {
@@ -151,6 +166,12 @@ fn run(args: &Args) -> Result<(), String> {
     damon_ops_paddr::register();
     let mut ctx = build_context(args)?;
     let duration_us = (args.duration * 1e6) as u64;
+    // Fail now, not after the whole recording, if the output cannot be made.
+    std::fs::File::create(&args.out)
+        .map_err(|e| format!("cannot create the output {}: {e}", args.out.display()))?;
+    // Ctrl-C, SIGTERM or SIGHUP end the recording early; what was recorded
+    // is written as a complete record (a second signal aborts).
+    let interrupt = interrupt_flag();
 
     let records = if args.virtual_time {
         ctx.clock = Some(Arc::new(VirtualClock::new()));
@@ -161,6 +182,10 @@ fn run(args: &Args) -> Result<(), String> {
         let steps = duration_us / si.max(1);
         let every = (steps / 20).max(1);
         for i in 0..steps {
+            if interrupt.load(Ordering::SeqCst) {
+                eprintln!("record: interrupted: writing what was recorded");
+                break;
+            }
             if let Some(reason) = kd.step() {
                 eprintln!("\nrecord: monitoring ended early: {reason}");
                 break;
@@ -186,7 +211,7 @@ fn run(args: &Args) -> Result<(), String> {
         let h = &handles[0];
         let start = Instant::now();
         let total = Duration::from_micros(duration_us);
-        while start.elapsed() < total && h.is_running() {
+        while start.elapsed() < total && h.is_running() && !interrupt.load(Ordering::SeqCst) {
             std::thread::sleep(
                 Duration::from_millis(200).min(total.saturating_sub(start.elapsed())),
             );
@@ -198,6 +223,9 @@ fn run(args: &Args) -> Result<(), String> {
                 nr_regions,
             );
         }
+        if interrupt.load(Ordering::SeqCst) {
+            eprintln!("record: interrupted: writing what was recorded");
+        }
         if let Some(reason) = h.exit_reason() {
             eprintln!("\nrecord: monitoring ended early: {reason}");
         }
@@ -205,9 +233,12 @@ fn run(args: &Args) -> Result<(), String> {
         let mut r = rec.lock();
         r.take_records()
     };
-    eprintln!();
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
     let nr = records.first().map_or(0, |r| r.snapshots.len());
     if nr == 0 {
+        let _ = std::fs::remove_file(&args.out);
         return Err(
             "no snapshot was taken (is the duration shorter than one aggregation interval?)".into(),
         );

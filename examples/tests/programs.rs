@@ -1,5 +1,5 @@
-//! Runs the `monitor`, `reclaim` and `lru_sort` example programs and
-//! checks what they print and how they exit.
+//! Runs the `monitor`, `record`, `reclaim` and `lru_sort` example programs
+//! and checks what they print and how they exit.
 //!
 //! The programs are built once per run with `cargo build --release` (the
 //! release profile's own lock, so the `cargo test` running this does not
@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-const PROGRAMS: [&str; 3] = ["monitor", "reclaim", "lru_sort"];
+const PROGRAMS: [&str; 4] = ["monitor", "record", "reclaim", "lru_sort"];
 
 /// The directory holding the release example binaries, built on first use.
 fn examples_dir() -> &'static Path {
@@ -454,4 +454,71 @@ fn lru_sort_refuses_young_filters_naming_them_as_its_docs_say() {
     );
     assert_ne!(r.code, Some(0), "{r:?}");
     assert!(r.stderr.contains("young"), "{r:?}");
+}
+
+fn tmp_out(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("udamon-programs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+#[test]
+fn record_writes_a_valid_record_when_interrupted() {
+    let out = tmp_out("interrupted.data");
+    let path = out.to_str().expect("utf-8 temp path");
+    // real time, far longer than the test: only the signal ends it
+    let mut child = start(
+        "record",
+        &[
+            "--sim",
+            "256M:hot=0-16M@1",
+            "--duration",
+            "3600",
+            "-o",
+            path,
+        ],
+    );
+    // wait until at least one aggregation could have been recorded
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(child.id(), Signal::TERM);
+    let stderr = child.stderr.take();
+    let outp = wait(child, Duration::from_secs(60));
+    drop(stderr);
+    assert_eq!(outp.status.code(), Some(0), "{outp:?}");
+    let records = damon_damo::read_record_file(&out).expect("a complete, valid record");
+    assert!(!records[0].snapshots.is_empty(), "snapshots were kept");
+}
+
+#[test]
+fn record_refuses_an_output_it_cannot_create_before_recording() {
+    // an hour of recording: if the output were checked only at the end,
+    // this would run into the test's timeout
+    let r = run(
+        "record",
+        &[
+            "--sim",
+            "256M",
+            "--duration",
+            "3600",
+            "-o",
+            "/nonexistent/dir/z.data",
+        ],
+    );
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("cannot create the output /nonexistent/dir/z.data"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn record_of_a_pid_that_does_not_exist_says_so() {
+    let out = tmp_out("nopid.data");
+    let r = run(
+        "record",
+        &["--pid", "2147483646", "-o", out.to_str().expect("utf-8")],
+    );
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert_eq!(r.stderr.trim(), "record: no process with pid 2147483646");
 }

@@ -249,6 +249,20 @@ pub(super) fn parse_watermarks(v: &Value, path: &str) -> Result<Watermarks, Damo
     })
 }
 
+/// A value that says nothing: null, "", or zero in every number it holds
+/// (as a JSON number or one of damo's number or size strings), which is
+/// what damo writes for a filter's unused fields when it reads sysfs.
+pub(super) fn is_zero_fill(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty() || value::bytes(v, "").is_ok_and(|n| n == 0),
+        Value::Number(n) => n.as_u64() == Some(0) || n.as_f64() == Some(0.0),
+        Value::Array(a) => a.iter().all(is_zero_fill),
+        Value::Object(o) => o.values().all(is_zero_fill),
+        Value::Bool(_) => false,
+    }
+}
+
 pub(super) fn parse_filter(v: &Value, path: &str) -> Result<Filter, DamoError> {
     let o = Obj::new(
         v,
@@ -295,12 +309,9 @@ pub(super) fn parse_filter(v: &Value, path: &str) -> Result<Filter, DamoError> {
         "hugepage_size",
         "probe_hits_wsum_range",
     ] {
-        // damo writes "" for the memcg path of non-memcg filters
-        let unset = match o.opt(k) {
-            None => true,
-            Some(Value::String(s)) if k == "memcg_path" => s.is_empty(),
-            Some(_) => false,
-        };
+        // damo's status dumps fill the fields a filter does not use with
+        // what sysfs holds: "", "0", {"start": "0", "end": "0"}, ["0", "0"]
+        let unset = o.opt(k).is_none_or(is_zero_fill);
         if !uses.contains(&k) && !unset {
             return Err(value::err(
                 &o.child(k),

@@ -456,3 +456,34 @@ fn memcg_filters_cannot_be_saved() {
         "{e}"
     );
 }
+
+#[test]
+fn damo_status_dumps_with_zero_filled_filter_fields_load() {
+    // what `damo record` writes next to a record (.kdamonds): every filter
+    // field sysfs has, unused ones zero-filled
+    let text = wrap_scheme(
+        r#"{"action": "pageout", "filters": [
+            {"filter_type": "anon", "matching": true, "allow": false,
+             "memcg_path": "", "address_range": {"start": "0", "end": "0"},
+             "damon_target_idx": "0", "hugepage_size": ["0 B", "0 B"],
+             "probe_hits_wsum_range": ["0", "0"]},
+            {"filter_type": "addr", "matching": true, "allow": true,
+             "memcg_path": "", "address_range": {"start": "4096", "end": "8192"},
+             "damon_target_idx": "0", "hugepage_size": null}]}"#,
+    );
+    let cfg = parse_kdamonds(&text).expect("damo's own dump loads");
+    let s = &cfg.kdamonds[0].contexts[0].schemes[1];
+    assert_eq!(s.filters.len(), 2);
+    assert_eq!(s.filters[0].kind, FilterKind::Anon);
+    assert_eq!(
+        s.filters[1].kind,
+        FilterKind::Addr(AddrRange::new(4096, 8192))
+    );
+    // a used-looking value in a field the type does not use is still refused
+    let bad = wrap_scheme(
+        r#"{"action": "stat", "filters": [{"filter_type": "anon", "matching": true,
+            "damon_target_idx": "3"}]}"#,
+    );
+    let e = parse_kdamonds(&bad).unwrap_err().to_string();
+    assert!(e.contains("damon_target_idx"), "{e}");
+}
