@@ -7,35 +7,45 @@
 //! the engine, knowing nothing but the accessed bits the pool reports,
 //! finds it. No root and no kernel support are needed.
 
+use clap::Parser;
 use damon_core::{damon_start, Control};
 use damon_examples::objpool::{pool_context, ObjectPool, OBJECT_SIZE};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn arg(args: &[String], name: &str, default: u64) -> Result<u64, String> {
-    match args.iter().position(|a| a == name) {
-        None => Ok(default),
-        Some(i) => args
-            .get(i + 1)
-            .ok_or(format!("{name} needs a value"))?
-            .parse()
-            .map_err(|_| format!("{name}: not a number")),
+/// The most objects the pool takes (64 Mi objects: 512 MiB of counters).
+const MAX_OBJECTS: u64 = 1 << 26;
+
+/// Monitors an in-process object pool through a custom Operations backend
+/// registered as "objpool"; prints the hot object ranges every second.
+#[derive(Parser, Debug)]
+#[command(name = "custom_ops")]
+struct Args {
+    /// Objects in the pool (1024 to 67108864).
+    #[arg(long, default_value_t = 1 << 20, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1024..=MAX_OBJECTS))]
+    objects: u64,
+    /// How long to run, in seconds (1 to 86400).
+    #[arg(long, default_value_t = 6, value_name = "S",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    seconds: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args.objects as usize, args.seconds) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("custom_ops: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("usage: custom_ops [--objects N] [--seconds S]\n\nMonitors an in-process object pool through a custom Operations backend\nregistered as \"objpool\"; prints the hot object ranges every second.");
-        return;
-    }
-    let (objects, seconds) = match (arg(&args, "--objects", 1 << 20), arg(&args, "--seconds", 6)) {
-        (Ok(o), Ok(s)) if o >= 1024 => (o as usize, s),
-        (Ok(_), Ok(_)) => return eprintln!("custom_ops: --objects must be at least 1024"),
-        (Err(e), _) | (_, Err(e)) => return eprintln!("custom_ops: {e}"),
-    };
-    let pool = ObjectPool::new(objects);
+fn run(objects: usize, seconds: u64) -> Result<(), String> {
+    let pool = ObjectPool::try_new(objects)?;
     let hot_start = Arc::new(AtomicUsize::new(objects / 10));
     let hot_len = objects / 50;
     let stop = Arc::new(AtomicBool::new(false));
@@ -55,10 +65,7 @@ fn main() {
         })
         .collect();
 
-    let mut ctx = match pool_context(&pool, "objpool") {
-        Ok(c) => c,
-        Err(e) => return eprintln!("custom_ops: {e}"),
-    };
+    let mut ctx = pool_context(&pool, "objpool").map_err(|e| e.to_string())?;
     let printed = Arc::new(AtomicUsize::new(0));
     let p2 = printed.clone();
     let t0 = Instant::now();
@@ -87,10 +94,7 @@ fn main() {
         }
         Control::Continue
     }));
-    let handles = match damon_start(vec![ctx], false) {
-        Ok(h) => h,
-        Err(e) => return eprintln!("custom_ops: {e}"),
-    };
+    let handles = damon_start(vec![ctx], false).map_err(|e| e.to_string())?;
     for s in 0..seconds {
         if s % 2 == 0 {
             let start = (objects / 10) * (1 + (s as usize / 2) % 8);
@@ -108,4 +112,5 @@ fn main() {
     for w in workers {
         let _ = w.join();
     }
+    Ok(())
 }

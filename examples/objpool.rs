@@ -27,6 +27,22 @@ impl ObjectPool {
         })
     }
 
+    /// [`ObjectPool::new`] that reports a failed allocation instead of
+    /// aborting the process.
+    pub fn try_new(len: usize) -> Result<Arc<Self>, String> {
+        let zeroed = |n: usize| -> Result<Vec<AtomicU64>, String> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(n)
+                .map_err(|e| format!("cannot allocate {n} words for {len} objects: {e}"))?;
+            v.extend((0..n).map(|_| AtomicU64::new(0)));
+            Ok(v)
+        };
+        Ok(Arc::new(Self {
+            data: zeroed(len)?,
+            accessed: zeroed(len.div_ceil(64))?,
+        }))
+    }
+
     /// Number of objects.
     pub fn len(&self) -> usize {
         self.data.len()

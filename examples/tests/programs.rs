@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-const PROGRAMS: [&str; 4] = ["monitor", "record", "reclaim", "lru_sort"];
+const PROGRAMS: [&str; 5] = ["monitor", "record", "reclaim", "lru_sort", "custom_ops"];
 
 /// The directory holding the release example binaries, built on first use.
 fn examples_dir() -> &'static Path {
@@ -521,4 +521,20 @@ fn record_of_a_pid_that_does_not_exist_says_so() {
     );
     assert_eq!(r.code, Some(1), "{r:?}");
     assert_eq!(r.stderr.trim(), "record: no process with pid 2147483646");
+}
+
+#[test]
+fn custom_ops_refuses_bad_options_with_a_non_zero_exit() {
+    // before: a failed 800 GB allocation aborted the process, unknown
+    // options were ignored and errors exited 0
+    let r = run("custom_ops", &["--objects", "99999999999"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("--objects"), "{r:?}");
+    let r = run("custom_ops", &["--bogus"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("--bogus"), "{r:?}");
+    let r = run("custom_ops", &["--objects", "12"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    let r = run("custom_ops", &["--seconds", "0"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
 }
