@@ -71,6 +71,26 @@ fn hex(s: &str) -> Option<u64> {
     u64::from_str_radix(s, 16).ok()
 }
 
+/// The `rwxp`/`rwxs` permission field.
+fn parse_perms(p: &str) -> Option<Perms> {
+    let pb = p.as_bytes();
+    if pb.len() != 4 {
+        return None;
+    }
+    let flag = |i: usize, yes: u8| match pb[i] {
+        c if c == yes => Some(true),
+        b'-' => Some(false),
+        b'p' if i == 3 => Some(false),
+        _ => None,
+    };
+    Some(Perms {
+        read: flag(0, b'r')?,
+        write: flag(1, b'w')?,
+        exec: flag(2, b'x')?,
+        shared: flag(3, b's')?,
+    })
+}
+
 /// Parses one maps line (`line_no` is 1-based, for errors).
 pub fn parse_maps_line(line: &str, line_no: usize, source: &str) -> Result<Vma, ParseError> {
     let err = |d: String| ParseError::new(source, line_no, d);
@@ -85,24 +105,7 @@ pub fn parse_maps_line(line: &str, line_no: usize, source: &str) -> Result<Vma, 
         return Err(err(format!("start {start:#x} is above end {end:#x}")));
     }
     let p = field(&mut rest).ok_or_else(|| err("missing permissions".into()))?;
-    let pb = p.as_bytes();
-    let flag = |i: usize, yes: u8| -> Result<bool, ParseError> {
-        match pb.get(i) {
-            Some(&c) if c == yes => Ok(true),
-            Some(&b'-') => Ok(false),
-            Some(b'p') if i == 3 => Ok(false),
-            _ => Err(err(format!("bad permissions {p:?}"))),
-        }
-    };
-    if pb.len() != 4 {
-        return Err(err(format!("bad permissions {p:?}")));
-    }
-    let perms = Perms {
-        read: flag(0, b'r')?,
-        write: flag(1, b'w')?,
-        exec: flag(2, b'x')?,
-        shared: flag(3, b's')?,
-    };
+    let perms = parse_perms(p).ok_or_else(|| err(format!("bad permissions {p:?}")))?;
     let o = field(&mut rest).ok_or_else(|| err("missing offset".into()))?;
     let offset = hex(o).ok_or_else(|| err(format!("bad offset {o:?}")))?;
     let d = field(&mut rest).ok_or_else(|| err("missing device".into()))?;

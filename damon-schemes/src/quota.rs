@@ -50,50 +50,9 @@ pub fn quota_score(
     for (i, g) in q.goals.iter_mut().enumerate() {
         g.current_value = match g.metric {
             GoalMetric::UserInput => g.current_value,
-            GoalMetric::SomeMemPsiUs => {
-                let total = match metrics.some_mem_psi_total_us() {
-                    Ok(total) => total,
-                    // The kernel reads a disabled PSI as 0 stall, so the
-                    // tuner grows the quota instead of leaving it at 0.
-                    Err(OpsError::Unsupported { what, hint }) => {
-                        if !std::mem::replace(&mut st.psi_unreadable_warned, true) {
-                            tracing::warn!(
-                                target: "damon::damos",
-                                what = %what,
-                                "memory PSI cannot be read ({hint}); the some_mem_psi_us goal reads 0, as the kernel's does"
-                            );
-                        }
-                        0
-                    }
-                    Err(e) => return Err(e),
-                };
-                match st.last_psi_total[i].replace(total) {
-                    Some(last) => total.saturating_sub(last),
-                    // v7.2: the first round has nothing to compare with and
-                    // counts as meeting the goal (current = target).
-                    None => g.target_value,
-                }
-            }
+            GoalMetric::SomeMemPsiUs => psi_current(g.target_value, i, st, metrics)?,
             GoalMetric::NodeMemUsedBp | GoalMetric::NodeMemFreeBp => {
-                match metrics.node_mem(g.nid) {
-                    Ok((total, free)) if total > 0 => {
-                        let used = total - free.min(total);
-                        let v = if g.metric == GoalMetric::NodeMemUsedBp {
-                            used
-                        } else {
-                            free.min(total)
-                        };
-                        (u128::from(v) * 10_000 / u128::from(total)) as u64
-                    }
-                    // invalid node: 0 used / 10000 free, as the kernel reports
-                    _ => {
-                        if g.metric == GoalMetric::NodeMemUsedBp {
-                            0
-                        } else {
-                            10_000
-                        }
-                    }
-                }
+                node_mem_bp(g.metric, g.nid, metrics)
             }
             GoalMetric::ActiveMemBp | GoalMetric::InactiveMemBp => {
                 let (active, inactive) = metrics.lru()?;
@@ -116,6 +75,52 @@ pub fn quota_score(
         best = best.max(score);
     }
     Ok(best)
+}
+
+/// The `some_mem_psi_us` goal of position `i`: the stall since the last
+/// read. An unreadable PSI reads as 0 stall (the kernel's psi_disabled),
+/// so the tuner grows the quota instead of leaving it at 0, with one
+/// warning event; the first round counts as meeting the goal (v7.2).
+fn psi_current(
+    target_value: u64,
+    i: usize,
+    st: &mut QuotaState,
+    metrics: &mut dyn SystemMetrics,
+) -> Result<u64, OpsError> {
+    let total = match metrics.some_mem_psi_total_us() {
+        Ok(total) => total,
+        Err(OpsError::Unsupported { what, hint }) => {
+            if !std::mem::replace(&mut st.psi_unreadable_warned, true) {
+                tracing::warn!(
+                    target: "damon::damos",
+                    what = %what,
+                    "memory PSI cannot be read ({hint}); the some_mem_psi_us goal reads 0, as the kernel's does"
+                );
+            }
+            0
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(match st.last_psi_total[i].replace(total) {
+        Some(last) => total.saturating_sub(last),
+        None => target_value,
+    })
+}
+
+/// `damos_get_node_mem_bp`: used or free memory of node `nid` in basis
+/// points; a node that cannot be read reads 0 used / 10000 free, as the
+/// kernel reports an invalid node.
+fn node_mem_bp(metric: GoalMetric, nid: i32, metrics: &mut dyn SystemMetrics) -> u64 {
+    let used_metric = metric == GoalMetric::NodeMemUsedBp;
+    match metrics.node_mem(nid) {
+        Ok((total, free)) if total > 0 => {
+            let free = free.min(total);
+            let v = if used_metric { total - free } else { free };
+            (u128::from(v) * 10_000 / u128::from(total)) as u64
+        }
+        _ if used_metric => 0,
+        _ => 10_000,
+    }
 }
 
 /// `damos_set_effective_quota`: the window's `esz` from goals (tuned), the

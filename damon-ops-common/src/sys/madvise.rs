@@ -89,64 +89,93 @@ pub fn process_madvise(
     let mut iov: Vec<libc::iovec> = Vec::with_capacity(ranges.len().min(IOV_MAX));
     let mut total = 0usize;
     for chunk in ranges.chunks(IOV_MAX) {
-        iov.clear();
-        let mut want = 0usize;
-        for &(addr, len) in chunk {
-            let len =
-                usize::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-            want = want.saturating_add(len);
-            iov.push(libc::iovec {
-                iov_base: addr as usize as *mut libc::c_void,
-                iov_len: len,
-            });
-        }
-        #[cfg(feature = "fault-injection")]
-        match crate::testing::faults::armed()
-            .then(|| {
-                fault(
-                    &format!("pid {}", pid_of_fd(pidfd)),
-                    FaultCall::ProcessMadvise,
-                )
-            })
-            .flatten()
-        {
-            Some(Fault::Errno(e)) => {
-                if total > 0 {
-                    return Ok(total);
-                }
-                return Err(io::Error::from_raw_os_error(e));
-            }
-            Some(Fault::FirstRanges(k)) => iov.truncate(k),
-            _ => {}
-        }
-        let fd = rustix::fd::AsRawFd::as_raw_fd(&pidfd);
-        // SAFETY: `iov` is a live, initialised array of `iov.len()` iovecs
-        // for the duration of the call; the addresses in it belong to the
-        // target process and are never dereferenced in ours.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_process_madvise,
-                fd,
-                iov.as_ptr(),
-                iov.len(),
-                advice.raw(),
-                0u32,
-            )
+        let want = fill_iovecs(chunk, &mut iov)?;
+        let r = match injected_fault(pidfd, &mut iov) {
+            Some(e) => Err(e),
+            None => process_madvise_once(pidfd, &iov, advice),
         };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if total > 0 {
-                return Ok(total);
+        match r {
+            // what the earlier chunks advised stands
+            Err(_) if total > 0 => return Ok(total),
+            Err(e) => return Err(e),
+            Ok(done) => {
+                total += done;
+                if done < want {
+                    break;
+                }
             }
-            return Err(e);
-        }
-        let done = r as usize;
-        total += done;
-        if done < want {
-            break;
         }
     }
     Ok(total)
+}
+
+/// Fills `iov` with one iovec per range; returns the bytes they cover.
+fn fill_iovecs(chunk: &[(u64, u64)], iov: &mut Vec<libc::iovec>) -> io::Result<usize> {
+    iov.clear();
+    let mut want = 0usize;
+    for &(addr, len) in chunk {
+        let len = usize::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        want = want.saturating_add(len);
+        iov.push(libc::iovec {
+            iov_base: addr as usize as *mut libc::c_void,
+            iov_len: len,
+        });
+    }
+    Ok(want)
+}
+
+/// One `process_madvise` system call over `iov`; the bytes advised.
+fn process_madvise_once(
+    pidfd: BorrowedFd<'_>,
+    iov: &[libc::iovec],
+    advice: Advice,
+) -> io::Result<usize> {
+    let fd = rustix::fd::AsRawFd::as_raw_fd(&pidfd);
+    // SAFETY: `iov` is a live, initialised array of `iov.len()` iovecs
+    // for the duration of the call; the addresses in it belong to the
+    // target process and are never dereferenced in ours.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_process_madvise,
+            fd,
+            iov.as_ptr(),
+            iov.len(),
+            advice.raw(),
+            0u32,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// The fault plan's say on the next `process_madvise` of this pidfd
+/// (feature `fault-injection`): an error to return instead, or only the
+/// first ranges reaching the kernel. Nothing in a normal build.
+#[cfg(feature = "fault-injection")]
+fn injected_fault(pidfd: BorrowedFd<'_>, iov: &mut Vec<libc::iovec>) -> Option<io::Error> {
+    if !crate::testing::faults::armed() {
+        return None;
+    }
+    match fault(
+        &format!("pid {}", pid_of_fd(pidfd)),
+        FaultCall::ProcessMadvise,
+    ) {
+        Some(Fault::Errno(e)) => Some(io::Error::from_raw_os_error(e)),
+        Some(Fault::FirstRanges(k)) => {
+            iov.truncate(k);
+            None
+        }
+        _ => None,
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+fn injected_fault(_pidfd: BorrowedFd<'_>, _iov: &mut Vec<libc::iovec>) -> Option<io::Error> {
+    None
 }
 
 /// The pid a pidfd refers to, from `/proc/self/fdinfo` (fault plans for
