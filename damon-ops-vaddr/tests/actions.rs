@@ -49,7 +49,7 @@ fn ctx_with(ops: VaddrOps, pid: u64, schemes: Vec<Scheme>) -> Context {
 
 #[test]
 fn cold_on_a_child_reports_the_bytes_the_kernel_advised() {
-    let w = common::spawn_workload(32 << 20, 8 << 20, 30_000);
+    let w = common::spawn_workload(32 << 20, 8 << 20, common::UNTIL_KILLED_MS);
     let buf = AddrRange::new(w.addr, w.addr + w.len);
     let mut ops = fake_ops();
     let mut targets = vec![Target::with_ranges(w.pid, &[buf])];
@@ -72,7 +72,7 @@ fn cold_on_a_child_reports_the_bytes_the_kernel_advised() {
 
 #[test]
 fn skip_anon_filter_passes_only_file_backed_pages() {
-    let w = common::spawn_workload(16 << 20, 4 << 20, 30_000);
+    let w = common::spawn_workload(16 << 20, 4 << 20, common::UNTIL_KILLED_MS);
     let mut ops = fake_ops();
     let mut targets = vec![Target::new(w.pid)];
     let a = attrs();
@@ -109,7 +109,7 @@ fn skip_anon_filter_passes_only_file_backed_pages() {
 
 #[test]
 fn action_on_an_exited_process_is_a_clear_error() {
-    let mut w = common::spawn_workload(8 << 20, 1 << 20, 30_000);
+    let mut w = common::spawn_workload(8 << 20, 1 << 20, common::UNTIL_KILLED_MS);
     let mut ops = fake_ops();
     let mut targets = vec![Target::new(w.pid)];
     let a = attrs();
@@ -133,7 +133,7 @@ fn action_on_an_exited_process_is_a_clear_error() {
 
 #[test]
 fn unsupported_actions_and_filters_are_refused_at_install() {
-    let w = common::spawn_workload(8 << 20, 1 << 20, 30_000);
+    let w = common::spawn_workload(8 << 20, 1 << 20, common::UNTIL_KILLED_MS);
     let err = |s: Scheme| {
         Kdamond::new(ctx_with(fake_ops(), w.pid, vec![s]))
             .unwrap_err()
@@ -241,7 +241,7 @@ fn pageout_scheme_reclaims_the_cold_range_and_keeps_the_hot_one() {
         return;
     }
     let (size, hot) = (64u64 << 20, 16u64 << 20);
-    let w = common::spawn_workload(size, hot, 60_000);
+    let w = common::spawn_workload(size, hot, common::UNTIL_KILLED_MS);
     let before = rss_kb(w.pid);
     let mut ctx = ctx_with(VaddrOps::new().unwrap(), w.pid, vec![]);
     // idle for at least 1 s (10 aggregations)
@@ -366,7 +366,7 @@ fn stat_tried_regions_match_the_engine() {
     if !testing::require_vaddr("stat_tried_regions_match_the_engine") {
         return;
     }
-    let w = common::spawn_workload(32 << 20, 8 << 20, 60_000);
+    let w = common::spawn_workload(32 << 20, 8 << 20, common::UNTIL_KILLED_MS);
     let mut ctx = ctx_with(VaddrOps::new().unwrap(), w.pid, vec![]);
     ctx.schemes.push(Scheme::new(
         AccessPattern {

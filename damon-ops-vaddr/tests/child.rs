@@ -28,7 +28,7 @@ fn run_child_accuracy(test: &str, fixed: bool) {
     if !testing::require_vaddr(test) {
         return;
     }
-    let w = common::spawn_workload(64 << 20, 16 << 20, 60_000);
+    let w = common::spawn_workload(64 << 20, 16 << 20, common::UNTIL_KILLED_MS);
     let hot = AddrRange::new(w.addr, w.addr + w.hot_len);
     let cold = AddrRange::new(w.addr + w.hot_len, w.addr + w.len);
     let mut ctx = Context::new();

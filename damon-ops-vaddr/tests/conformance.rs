@@ -21,7 +21,7 @@ fn conformance_vaddr_real() {
     if !testing::require_vaddr("conformance_vaddr_real") {
         return;
     }
-    let w = common::spawn_workload(32 << 20, 8 << 20, 60_000);
+    let w = common::spawn_workload(32 << 20, 8 << 20, common::UNTIL_KILLED_MS);
     let make = || {
         Ok((
             Box::new(VaddrOps::new()?) as Box<dyn Operations>,
@@ -44,7 +44,7 @@ fn conformance_fvaddr_real() {
     if !testing::require_vaddr("conformance_fvaddr_real") {
         return;
     }
-    let w = common::spawn_workload(32 << 20, 8 << 20, 60_000);
+    let w = common::spawn_workload(32 << 20, 8 << 20, common::UNTIL_KILLED_MS);
     let range = AddrRange::new(w.addr, w.addr + w.len);
     let make = || {
         Ok((
@@ -74,7 +74,7 @@ fn conformance_vaddr_fake_page_idle() {
     if !pfns_visible("conformance_vaddr_fake_page_idle") {
         return;
     }
-    let w = common::spawn_workload(32 << 20, 8 << 20, 60_000);
+    let w = common::spawn_workload(32 << 20, 8 << 20, common::UNTIL_KILLED_MS);
     let make = || {
         let ops = VaddrOps::with_io(false, Box::new(FakePhysMem::new(1 << 16)));
         Ok((
@@ -95,7 +95,7 @@ fn conformance_fvaddr_fake_page_idle() {
     if !pfns_visible("conformance_fvaddr_fake_page_idle") {
         return;
     }
-    let w = common::spawn_workload(32 << 20, 8 << 20, 60_000);
+    let w = common::spawn_workload(32 << 20, 8 << 20, common::UNTIL_KILLED_MS);
     let range = AddrRange::new(w.addr, w.addr + w.len);
     let make = || {
         let ops = VaddrOps::with_io(true, Box::new(FakePhysMem::new(1 << 16)));

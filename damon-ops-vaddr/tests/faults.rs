@@ -58,7 +58,7 @@ fn a_refused_proc_file_is_a_permission_error_with_the_hint() {
     if !root(TEST) {
         return;
     }
-    let w = common::spawn_self(4 << 20, 1 << 20, 30_000, &[]);
+    let w = common::spawn_self(4 << 20, 1 << 20, common::UNTIL_KILLED_MS, &[]);
     let _ = w.next_ready(60);
     let _p = inject(
         &format!("/proc/{}/pagemap", w.pid),
@@ -77,7 +77,7 @@ fn process_madvise_reports_exactly_what_the_kernel_advised() {
     if !root(TEST) {
         return;
     }
-    let w = common::spawn_self(8 << 20, 0, 30_000, &[]);
+    let w = common::spawn_self(8 << 20, 0, common::UNTIL_KILLED_MS, &[]);
     let ready = w.next_ready(60);
     let mut ops = fake_vaddr();
     let mut targets = vec![Target::with_ranges(
@@ -133,7 +133,7 @@ fn proc_files_that_fail_for_a_live_process_lose_one_sample_not_the_target() {
     if !root(TEST) {
         return;
     }
-    let w = common::spawn_self(8 << 20, 8 << 20, 30_000, &[]);
+    let w = common::spawn_self(8 << 20, 8 << 20, common::UNTIL_KILLED_MS, &[]);
     let ready = w.next_ready(60);
     let mut ops = fake_vaddr();
     let mut targets = vec![Target::new(w.pid)];
@@ -204,7 +204,7 @@ fn an_unexpected_pagemap_error_is_reported_not_hidden() {
     if !root(TEST) {
         return;
     }
-    let w = common::spawn_self(4 << 20, 4 << 20, 30_000, &[]);
+    let w = common::spawn_self(4 << 20, 4 << 20, common::UNTIL_KILLED_MS, &[]);
     let _ = w.next_ready(60);
     let mut ops = fake_vaddr();
     let mut targets = vec![Target::new(w.pid)];

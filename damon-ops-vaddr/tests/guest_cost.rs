@@ -27,7 +27,7 @@ fn backend_cost_per_region_sample() {
     if !testing::require_vaddr("backend_cost_per_region_sample") {
         return;
     }
-    let w = common::spawn_workload(256 << 20, 64 << 20, 120_000);
+    let w = common::spawn_workload(256 << 20, 64 << 20, common::UNTIL_KILLED_MS);
     let buf = AddrRange::new(w.addr, w.addr + w.len);
     for n in [100u32, 1000] {
         let mut kd = sampling_loop(

@@ -81,7 +81,7 @@ fn exec_in_the_target_is_followed_to_its_new_address_space() {
     let c = common::spawn_self(
         16 << 20,
         16 << 20,
-        120_000,
+        common::UNTIL_KILLED_MS,
         &[
             ("DAMON_CHILD_EXEC_MS", "1500".into()),
             ("DAMON_CHILD_EXEC_SIZE", (48u64 << 20).to_string()),
@@ -157,7 +157,7 @@ fn maps_churn_under_sampling_keeps_monitoring_valid() {
     let c = common::spawn_self(
         32 << 20,
         8 << 20,
-        120_000,
+        common::UNTIL_KILLED_MS,
         &[("DAMON_CHILD_CHURN", "1".into())],
     );
     let w = c.next_ready(60);
@@ -276,7 +276,7 @@ fn spawn_with_pid(want: u64, size: u64) -> Option<common::SelfChild> {
                 }
             }
         }
-        let c = common::spawn_self(size, 0, 120_000, &[]);
+        let c = common::spawn_self(size, 0, common::UNTIL_KILLED_MS, &[]);
         if c.pid == want {
             return Some(c);
         }
@@ -311,9 +311,9 @@ fn a_recycled_pid_is_never_sampled_nor_acted_on() {
             break;
         }
     }
-    let mut a = common::spawn_self(size, 0, 120_000, &[]);
+    let mut a = common::spawn_self(size, 0, common::UNTIL_KILLED_MS, &[]);
     let _ = a.next_ready(60);
-    let c = common::spawn_self(size, 0, 120_000, &[]);
+    let c = common::spawn_self(size, 0, common::UNTIL_KILLED_MS, &[]);
     let cw = c.next_ready(60);
     let mut ctx = Context::new();
     ctx.attrs.sample_interval = 5_000;
@@ -374,7 +374,7 @@ fn target_exiting_between_prepare_and_check_is_invalid_not_an_error() {
     let Some((mut ops, _real)) = backend(TEST) else {
         return;
     };
-    let mut c = common::spawn_self(8 << 20, 8 << 20, 120_000, &[]);
+    let mut c = common::spawn_self(8 << 20, 8 << 20, common::UNTIL_KILLED_MS, &[]);
     let w = c.next_ready(60);
     let attrs = Attrs::default();
     let mut rng = Rng::new(5);

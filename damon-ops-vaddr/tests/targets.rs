@@ -97,7 +97,7 @@ fn pagemap_translation_is_batched() {
     ) {
         return;
     }
-    let w = common::spawn_workload(64 << 20, 16 << 20, 60_000);
+    let w = common::spawn_workload(64 << 20, 16 << 20, common::UNTIL_KILLED_MS);
     let mut ops = VaddrOps::with_io(true, Box::new(FakePhysMem::new(1 << 16)));
     // 1024 regions of 64 KiB over the 64 MiB buffer
     let ranges: Vec<AddrRange> = (0..1024u64)

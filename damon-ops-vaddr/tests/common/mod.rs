@@ -75,8 +75,13 @@ pub(crate) fn child_main() {
         .ok()
         .and_then(|v| v.parse().ok());
     let churn = std::env::var("DAMON_CHILD_CHURN").is_ok();
+    // A child outlives its test only if the test binary died without
+    // unwinding (a killed run): then it must not keep writing for minutes.
+    let parent = std::os::unix::process::parent_id();
     let mut v = 1u8;
-    while start.elapsed() < Duration::from_millis(exit_ms) {
+    while start.elapsed() < Duration::from_millis(exit_ms)
+        && std::os::unix::process::parent_id() == parent
+    {
         v = v.wrapping_add(1);
         m.write_pages(0..hot, v);
         if hot == 0 && !churn {
@@ -208,6 +213,12 @@ fn parse_ready(line: &str) -> Option<ReadyLine> {
         hot_len: field("hot_len=")?,
     })
 }
+
+/// How long a child runs when the test means to end it (on drop): ten
+/// minutes, far past any test's monitoring (so the speed of the monitor,
+/// slow under emulation, never decides a result); a child whose test
+/// binary died exits at once (see `child_main`).
+pub(crate) const UNTIL_KILLED_MS: u64 = 600_000;
 
 /// Starts a workload child and waits for its ready line.
 pub(crate) fn spawn_workload(size: u64, hot: u64, exit_ms: u64) -> Workload {
