@@ -79,7 +79,8 @@ struct Args {
     daemon: daemon::DaemonArgs,
 
     /// Hot threshold: access frequency, per mille of the maximum.
-    #[arg(long, value_name = "PERMIL", default_value_t = defaults().hot_thres_access_freq)]
+    #[arg(long, value_name = "PERMIL", default_value_t = defaults().hot_thres_access_freq,
+          value_parser = clap::value_parser!(u64).range(0..=1000))]
     hot_thres_access_freq: u64,
     /// Cold threshold: memory idle at least this long (µs) is cold.
     #[arg(long, value_name = "US", default_value_t = defaults().cold_min_age)]
@@ -87,11 +88,13 @@ struct Args {
     /// Time quota: ms of work per reset interval, half for each scheme (0: none).
     #[arg(long, value_name = "MS", default_value_t = defaults().quota_ms)]
     quota_ms: u64,
-    /// Quota charge window (ms).
-    #[arg(long, value_name = "MS", default_value_t = defaults().quota_reset_interval_ms)]
+    /// Quota charge window (ms; at least 1).
+    #[arg(long, value_name = "MS", default_value_t = defaults().quota_reset_interval_ms,
+          value_parser = clap::value_parser!(u64).range(1..))]
     quota_reset_interval_ms: u64,
     /// Quota goal: share of active memory (basis points; 0: off).
-    #[arg(long, value_name = "BP", default_value_t = defaults().active_mem_bp)]
+    #[arg(long, value_name = "BP", default_value_t = defaults().active_mem_bp,
+          value_parser = clap::value_parser!(u64).range(0..=10_000))]
     active_mem_bp: u64,
     /// Act only on pages whose accessed ("young") state agrees.
     #[arg(long)]
@@ -100,13 +103,16 @@ struct Args {
     #[arg(long, value_name = "US", default_value_t = defaults().wmarks_interval)]
     wmarks_interval: u64,
     /// High watermark: above this free memory rate (per mille), do nothing.
-    #[arg(long, value_name = "PERMIL", default_value_t = defaults().wmarks_high)]
+    #[arg(long, value_name = "PERMIL", default_value_t = defaults().wmarks_high,
+          value_parser = clap::value_parser!(u64).range(0..=1000))]
     wmarks_high: u64,
     /// Middle watermark: below this free memory rate, start.
-    #[arg(long, value_name = "PERMIL", default_value_t = defaults().wmarks_mid)]
+    #[arg(long, value_name = "PERMIL", default_value_t = defaults().wmarks_mid,
+          value_parser = clap::value_parser!(u64).range(0..=1000))]
     wmarks_mid: u64,
     /// Low watermark: below this free memory rate, stop (leave it to the kernel).
-    #[arg(long, value_name = "PERMIL", default_value_t = defaults().wmarks_low)]
+    #[arg(long, value_name = "PERMIL", default_value_t = defaults().wmarks_low,
+          value_parser = clap::value_parser!(u64).range(0..=1000))]
     wmarks_low: u64,
     /// Sampling interval (µs).
     #[arg(long, value_name = "US", default_value_t = defaults().sample_interval)]

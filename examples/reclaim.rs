@@ -82,8 +82,9 @@ struct Args {
     /// Size quota: bytes paged out per reset interval (0: none).
     #[arg(long, value_name = "BYTES", default_value_t = defaults().quota_sz, value_parser = parse_bytes)]
     quota_sz: u64,
-    /// Quota charge window (ms).
-    #[arg(long, value_name = "MS", default_value_t = defaults().quota_reset_interval_ms)]
+    /// Quota charge window (ms; at least 1).
+    #[arg(long, value_name = "MS", default_value_t = defaults().quota_reset_interval_ms,
+          value_parser = clap::value_parser!(u64).range(1..))]
     quota_reset_interval_ms: u64,
     /// Quota goal: "some" memory pressure stall (µs per reset interval; 0: off).
     #[arg(long, value_name = "US", default_value_t = defaults().quota_mem_pressure_us)]
@@ -95,13 +96,16 @@ struct Args {
     #[arg(long, value_name = "US", default_value_t = defaults().wmarks_interval)]
     wmarks_interval: u64,
     /// High watermark: above this free memory rate (per mille), do nothing.
-    #[arg(long, value_name = "PERMIL", default_value_t = defaults().wmarks_high)]
+    #[arg(long, value_name = "PERMIL", default_value_t = defaults().wmarks_high,
+          value_parser = clap::value_parser!(u64).range(0..=1000))]
     wmarks_high: u64,
     /// Middle watermark: below this free memory rate, start.
-    #[arg(long, value_name = "PERMIL", default_value_t = defaults().wmarks_mid)]
+    #[arg(long, value_name = "PERMIL", default_value_t = defaults().wmarks_mid,
+          value_parser = clap::value_parser!(u64).range(0..=1000))]
     wmarks_mid: u64,
     /// Low watermark: below this free memory rate, stop (leave it to the kernel).
-    #[arg(long, value_name = "PERMIL", default_value_t = defaults().wmarks_low)]
+    #[arg(long, value_name = "PERMIL", default_value_t = defaults().wmarks_low,
+          value_parser = clap::value_parser!(u64).range(0..=1000))]
     wmarks_low: u64,
     /// Sampling interval (µs).
     #[arg(long, value_name = "US", default_value_t = defaults().sample_interval)]

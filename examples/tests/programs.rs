@@ -538,3 +538,19 @@ fn custom_ops_refuses_bad_options_with_a_non_zero_exit() {
     let r = run("custom_ops", &["--seconds", "0"]);
     assert_eq!(r.code, Some(2), "{r:?}");
 }
+
+#[test]
+fn reclaim_and_lru_sort_refuse_out_of_range_options_naming_them() {
+    for (prog, opt, value) in [
+        ("reclaim", "--wmarks-high", "5000"),
+        ("reclaim", "--quota-reset-interval-ms", "0"),
+        ("lru_sort", "--hot-thres-access-freq", "5000"),
+        ("lru_sort", "--wmarks-low", "1001"),
+        ("lru_sort", "--active-mem-bp", "10001"),
+        ("lru_sort", "--quota-reset-interval-ms", "0"),
+    ] {
+        let r = run(prog, &["--sim", "1G", "--virtual-time", opt, value]);
+        assert_eq!(r.code, Some(2), "{prog} {opt} {value}: {r:?}");
+        assert!(r.stderr.contains(opt), "{prog} {opt} {value}: {r:?}");
+    }
+}

@@ -49,21 +49,67 @@ pub fn parse_record(data: &[u8]) -> Result<Vec<Record>, DamoError> {
                 "decompressed record exceeds {MAX_DECOMPRESSED} bytes"
             )));
         }
-        return parse_json_records(&json);
+        return checked(parse_json_records(&json)?);
     }
     let first = data.iter().find(|b| !b.is_ascii_whitespace());
     match first {
         None => Err(DamoError::Syntax("empty record file".into())),
-        Some(b'[') | Some(b'{') => parse_json_records(data),
+        Some(b'[') | Some(b'{') => checked(parse_json_records(data)?),
         Some(_) => {
             let text = std::str::from_utf8(data).map_err(|e| {
                 DamoError::Syntax(format!(
                     "not a damo record (neither zlib, JSON nor perf script text): {e}"
                 ))
             })?;
-            parse_perf_script(text)
+            checked(parse_perf_script(text)?)
         }
     }
+}
+
+/// Refuses records no monitor could have made: a snapshot that ends before
+/// it starts, a region that ends before it starts, regions that overlap.
+/// The error names the record, the snapshot and the region.
+fn checked(records: Vec<Record>) -> Result<Vec<Record>, DamoError> {
+    for (ri, rec) in records.iter().enumerate() {
+        for (si, snap) in rec.snapshots.iter().enumerate() {
+            let at = format!("records[{ri}].snapshots[{si}]");
+            if snap.end_time < snap.start_time {
+                return Err(DamoError::Invalid {
+                    path: at,
+                    message: format!(
+                        "ends at {} ns, before it starts at {} ns",
+                        snap.end_time, snap.start_time
+                    ),
+                });
+            }
+            let mut spans: Vec<(u64, u64, usize)> = Vec::with_capacity(snap.regions.len());
+            for (gi, r) in snap.regions.iter().enumerate() {
+                if r.end < r.start {
+                    return Err(DamoError::Invalid {
+                        path: format!("{at}.regions[{gi}]"),
+                        message: format!(
+                            "ends at {:#x}, before it starts at {:#x}",
+                            r.end, r.start
+                        ),
+                    });
+                }
+                spans.push((r.start, r.end, gi));
+            }
+            spans.sort_unstable();
+            for w in spans.windows(2) {
+                if w[1].0 < w[0].1 {
+                    return Err(DamoError::Invalid {
+                        path: format!("{at}.regions[{}]", w[1].2),
+                        message: format!(
+                            "{:#x}-{:#x} overlaps regions[{}] {:#x}-{:#x}",
+                            w[1].0, w[1].1, w[0].2, w[0].0, w[0].1
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(records)
 }
 
 /// Reads a record file from disk (see [`parse_record`]).

@@ -304,3 +304,50 @@ fn recorder_takes_one_snapshot_per_aggregation() {
         .sum();
     assert!(hot_bytes > 0);
 }
+
+#[test]
+fn broken_records_are_refused_naming_snapshot_and_region() {
+    let rec = |regions: &str, start: i64, end: i64| {
+        format!(
+            r#"[{{"kdamond_idx": 0, "context_idx": 0, "scheme_idx": null, "target_id": 0,
+                 "snapshots": [{{"start_time": 0, "end_time": 100, "regions": []}},
+                               {{"start_time": {start}, "end_time": {end}, "regions": [{regions}]}}]}}]"#
+        )
+    };
+    let region = |s: u64, e: u64| {
+        format!(
+            r#"{{"start": {s}, "end": {e}, "nr_accesses": {{"samples": 1}}, "age": {{"aggr_intervals": 0}}}}"#
+        )
+    };
+    let ok = rec(&[region(0, 4096), region(4096, 8192)].join(","), 100, 200);
+    assert!(parse_record(ok.as_bytes()).is_ok());
+    let backwards = rec(&[region(0, 4096), region(9000, 8192)].join(","), 100, 200);
+    let e = parse_record(backwards.as_bytes()).unwrap_err().to_string();
+    assert!(e.contains("snapshots[1].regions[1]"), "{e}");
+    let overlap = rec(&[region(0, 8192), region(4096, 12288)].join(","), 100, 200);
+    let e = parse_record(overlap.as_bytes()).unwrap_err().to_string();
+    assert!(
+        e.contains("records[0].snapshots[1].regions[1]") && e.contains("overlaps"),
+        "{e}"
+    );
+    let negative = rec(&region(0, 4096), 300, 200);
+    let e = parse_record(negative.as_bytes()).unwrap_err().to_string();
+    assert!(
+        e.contains("records[0].snapshots[1]") && e.contains("before it starts"),
+        "{e}"
+    );
+}
+
+#[test]
+fn broken_perf_script_records_are_refused_too() {
+    // perf script text: two aggregations where the second one's regions
+    // overlap; before, the text reader took it silently
+    let text = "kdamond.0 0 [000] 0.100000: damon:damon_aggregated: target_id=0 nr_regions=1 0-4096: 1 0\n\
+                kdamond.0 0 [000] 0.200000: damon:damon_aggregated: target_id=0 nr_regions=2 0-8192: 1 0\n\
+                kdamond.0 0 [000] 0.200000: damon:damon_aggregated: target_id=0 nr_regions=2 4096-12288: 1 0\n";
+    let e = parse_record(text.as_bytes()).unwrap_err().to_string();
+    assert!(
+        e.contains("snapshots[1].regions[1]") && e.contains("overlaps"),
+        "{e}"
+    );
+}
