@@ -5,3 +5,8 @@ pub mod cli;
 pub mod daemon;
 pub mod fuzzing;
 pub mod objpool;
+
+/// README.md's code, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -31,6 +31,17 @@ impl Target {
         }
     }
 
+    /// A process target from the pid types Rust gives
+    /// (`std::process::id()`, `Child::id()`).
+    ///
+    /// ```
+    /// let t = damon_core::Target::from_pid(std::process::id());
+    /// assert_eq!(t.id, u64::from(std::process::id()));
+    /// ```
+    pub fn from_pid(pid: u32) -> Self {
+        Self::new(TargetId::from(pid))
+    }
+
     /// A target whose initial regions are `ranges` (the kernel's init_regions).
     ///
     /// ```

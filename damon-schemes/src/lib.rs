@@ -37,6 +37,13 @@ pub use engine::{nr_accesses_of, pattern_match, Damos};
 pub use metrics::{ProcMetrics, SimMetrics, SystemMetrics};
 pub use tried::{DamosControl, SchemeStatus, TriedRegion, TriedRegions, WalkError};
 
+/// Installs a DAMOS engine reading this machine's metrics
+/// ([`ProcMetrics`]: `/proc` and `/sys`, read only for watermarks and quota
+/// goals) into `ctx` and returns its control. Most programs want this.
+pub fn install_default(ctx: &mut damon_core::Context) -> DamosControl {
+    install(ctx, ProcMetrics)
+}
+
 /// Installs a DAMOS engine reading metrics from `metrics` into `ctx` and
 /// returns its control.
 pub fn install(
