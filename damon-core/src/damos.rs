@@ -148,21 +148,36 @@ pub enum GoalMetric {
     NodeMemUsedBp,
     /// Free memory of node `nid`, basis points.
     NodeMemFreeBp,
+    /// LRU memory of cgroup `memcg_id` on node `nid`, basis points of the
+    /// node's memory (6.19).
+    NodeMemcgUsedBp,
+    /// The node's memory not on the LRU lists of cgroup `memcg_id`, basis
+    /// points (6.19).
+    NodeMemcgFreeBp,
     /// Active LRU share, basis points.
     ActiveMemBp,
     /// Inactive LRU share, basis points.
     InactiveMemBp,
+    /// Share of the memory the scheme is eligible for (its access pattern
+    /// matches) that lies on node `nid`, basis points; paddr only (7.2).
+    NodeEligibleMemBp,
+    /// Transparent huge pages per used memory, basis points (the mm tree).
+    HugepageMemBp,
 }
 
 impl GoalMetric {
     /// Every metric, in the kernel's order.
-    pub const ALL: [GoalMetric; 6] = [
+    pub const ALL: [GoalMetric; 10] = [
         GoalMetric::UserInput,
         GoalMetric::SomeMemPsiUs,
         GoalMetric::NodeMemUsedBp,
         GoalMetric::NodeMemFreeBp,
+        GoalMetric::NodeMemcgUsedBp,
+        GoalMetric::NodeMemcgFreeBp,
         GoalMetric::ActiveMemBp,
         GoalMetric::InactiveMemBp,
+        GoalMetric::NodeEligibleMemBp,
+        GoalMetric::HugepageMemBp,
     ];
 
     /// The kernel's keyword (sysfs `target_metric`, damo's `metric`).
@@ -172,8 +187,12 @@ impl GoalMetric {
             GoalMetric::SomeMemPsiUs => "some_mem_psi_us",
             GoalMetric::NodeMemUsedBp => "node_mem_used_bp",
             GoalMetric::NodeMemFreeBp => "node_mem_free_bp",
+            GoalMetric::NodeMemcgUsedBp => "node_memcg_used_bp",
+            GoalMetric::NodeMemcgFreeBp => "node_memcg_free_bp",
             GoalMetric::ActiveMemBp => "active_mem_bp",
             GoalMetric::InactiveMemBp => "inactive_mem_bp",
+            GoalMetric::NodeEligibleMemBp => "node_eligible_mem_bp",
+            GoalMetric::HugepageMemBp => "hugepage_mem_bp",
         }
     }
 
@@ -186,6 +205,26 @@ impl GoalMetric {
     /// ```
     pub fn from_name(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.name() == s)
+    }
+
+    /// Whether the metric reads `nid` (the kernel's goal union holds a node).
+    pub const fn uses_nid(self) -> bool {
+        matches!(
+            self,
+            GoalMetric::NodeMemUsedBp
+                | GoalMetric::NodeMemFreeBp
+                | GoalMetric::NodeMemcgUsedBp
+                | GoalMetric::NodeMemcgFreeBp
+                | GoalMetric::NodeEligibleMemBp
+        )
+    }
+
+    /// Whether the metric reads `memcg_id`.
+    pub const fn uses_memcg(self) -> bool {
+        matches!(
+            self,
+            GoalMetric::NodeMemcgUsedBp | GoalMetric::NodeMemcgFreeBp
+        )
     }
 }
 
@@ -201,6 +240,11 @@ pub struct QuotaGoal {
     pub current_value: u64,
     /// NUMA node for the node metrics.
     pub nid: i32,
+    /// Memory cgroup for the memcg metrics: the cgroup's id, which is the
+    /// inode number of its directory (what `/proc/kpagecgroup` reports and
+    /// the kernel's sysfs resolves `path` to).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub memcg_id: u64,
 }
 
 /// Quotas and prioritization weights (`struct damos_quota`, user fields).
@@ -415,8 +459,25 @@ pub fn ops_filters_default_reject(s: &Scheme) -> bool {
 /// the first filter whose match equals its `matching` decides (`allow`);
 /// otherwise the default-reject rule.
 pub fn ops_filters_pass(s: &Scheme, page: &PageInfo) -> bool {
+    ops_filters_pass_lazy(s, page, &mut || page.young)
+}
+
+/// [`ops_filters_pass`] with the young state computed by `young` only when
+/// the evaluation reaches a young filter (reading it resets it, as the
+/// kernel's `damon_folio_mkold()` after a young match does), at most once.
+pub fn ops_filters_pass_lazy(
+    s: &Scheme,
+    page: &PageInfo,
+    young: &mut dyn FnMut() -> Option<bool>,
+) -> bool {
+    let mut young_state: Option<Option<bool>> = None;
     for f in s.filters.iter().filter(|f| !f.kind.is_core()) {
-        if ops_filter_matches(&f.kind, page) == f.matching {
+        let matched = if f.kind == FilterKind::Young {
+            *young_state.get_or_insert_with(&mut *young) == Some(true)
+        } else {
+            ops_filter_matches(&f.kind, page)
+        };
+        if matched == f.matching {
             return f.allow;
         }
     }
@@ -529,10 +590,10 @@ pub fn commit_quota_goal(dst: &mut QuotaGoal, src: &QuotaGoal) {
     if dst.metric == GoalMetric::UserInput {
         dst.current_value = src.current_value;
     }
-    if matches!(
-        dst.metric,
-        GoalMetric::NodeMemUsedBp | GoalMetric::NodeMemFreeBp
-    ) {
+    if dst.metric.uses_nid() {
         dst.nid = src.nid;
+    }
+    if dst.metric.uses_memcg() {
+        dst.memcg_id = src.memcg_id;
     }
 }

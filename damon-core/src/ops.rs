@@ -1,7 +1,7 @@
 //! The operations vtable (`struct damon_operations`) as an object-safe trait.
 
 use crate::attrs::Attrs;
-use crate::damos::{Action, FilterKind, Scheme, DAMOS_MAX_SCORE};
+use crate::damos::{Action, FilterKind, GoalMetric, Scheme, DAMOS_MAX_SCORE};
 use crate::error::OpsError;
 use crate::region::Region;
 use crate::rng::Rng;
@@ -124,6 +124,28 @@ pub trait Operations: Send + 'static {
                 hint: "this backend cannot evaluate page-level filters".into(),
             })
         }
+    }
+    /// Whether the backend can measure quota goal `metric` where the
+    /// kernel has the operations set measure it: by default every metric
+    /// but `node_eligible_mem_bp`, which the kernel accepts only on paddr.
+    fn check_goal_metric(&self, metric: GoalMetric) -> Result<(), OpsError> {
+        if metric == GoalMetric::NodeEligibleMemBp {
+            Err(OpsError::Unsupported {
+                what: format!("quota goal metric {}", metric.name()),
+                hint: "only the paddr backend measures it, as in the kernel".into(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+    /// `node_eligible_mem_bp`'s walk over one eligible region: (bytes on
+    /// node `nid`, bytes on any node) of the LRU folios in `region`, in
+    /// core address units (`damos_calc_eligible_bytes`).
+    fn node_eligible_bytes(&mut self, _region: &Region, _nid: i32) -> Result<(u64, u64), OpsError> {
+        Err(OpsError::Unsupported {
+            what: "node_eligible_mem_bp".into(),
+            hint: "only the paddr backend measures it, as in the kernel".into(),
+        })
     }
     /// Checks that depend on the targets, after [`check_action`] and
     /// [`check_filter`] passed (e.g. advice only the calling process can

@@ -11,6 +11,9 @@
 //!   and `/proc/kpageflags`, opened once, behind the [`physio::PhysIo`] trait;
 //! * [`pagemap`], [`kpageflags`]: entry decoders with typed constants, and
 //!   the pagemap reader;
+//! * [`folio`]: folios and the page-level DAMOS filters (anon, active,
+//!   memcg, young, hugepage_size, unmapped) from kpageflags, kpagecgroup
+//!   and the idle bitmap;
 //! * [`coalesce`]: how nearby pages share one `pread`/`pwrite`;
 //! * [`sampler`]: one sample of many PFNs — sorted, deduplicated, marked
 //!   idle and read back in coalesced calls, THP tails mapped to their heads;
@@ -29,6 +32,7 @@
 
 pub mod coalesce;
 pub mod error;
+pub mod folio;
 pub mod kpageflags;
 pub mod pagemap;
 pub mod physio;

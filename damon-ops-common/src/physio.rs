@@ -9,6 +9,8 @@ use damon_core::OpsError;
 pub const PAGE_IDLE_BITMAP: &str = "/sys/kernel/mm/page_idle/bitmap";
 /// Per-PFN page flags (`CONFIG_PROC_PAGE_MONITOR`).
 pub const KPAGEFLAGS: &str = "/proc/kpageflags";
+/// Per-PFN memory cgroup inode (`CONFIG_PROC_PAGE_MONITOR` and `CONFIG_MEMCG`).
+pub const KPAGECGROUP: &str = "/proc/kpagecgroup";
 
 /// Positioned I/O on the page_idle bitmap and `/proc/kpageflags`.
 ///
@@ -28,6 +30,17 @@ pub trait PhysIo: Send {
     fn bitmap_write(&mut self, offset: u64, buf: &[u8]) -> Result<usize, SysError>;
     /// `pread` of `/proc/kpageflags` (8 bytes per PFN).
     fn kpageflags_read(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, SysError>;
+    /// `pread` of `/proc/kpagecgroup` (8 bytes per PFN: the inode number of
+    /// the page's memory cgroup, 0 for none). By default the file is
+    /// missing (a kernel without `CONFIG_MEMCG`).
+    fn kpagecgroup_read(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, SysError> {
+        let _ = (offset, buf);
+        Err(SysError::new("open", KPAGECGROUP, rustix::io::Errno::NOENT))
+    }
+    /// Whether [`kpagecgroup_read`](PhysIo::kpagecgroup_read) can succeed.
+    fn has_kpagecgroup(&self) -> bool {
+        false
+    }
     /// System calls made so far.
     fn syscalls(&self) -> u64;
     /// Largest bitmap call in bytes (a page for the kernel's sysfs file).
@@ -41,6 +54,7 @@ pub trait PhysIo: Send {
 pub struct KernelPhysIo {
     bitmap: KFile,
     kpageflags: KFile,
+    kpagecgroup: Option<KFile>,
 }
 
 impl KernelPhysIo {
@@ -50,7 +64,13 @@ impl KernelPhysIo {
         let bitmap =
             KFile::open_rw(PAGE_IDLE_BITMAP).map_err(|e| open_error(e, PAGE_IDLE_BITMAP))?;
         let kpageflags = KFile::open_read(KPAGEFLAGS).map_err(|e| open_error(e, KPAGEFLAGS))?;
-        Ok(Self { bitmap, kpageflags })
+        // absent without CONFIG_MEMCG: only the memcg filter needs it
+        let kpagecgroup = KFile::open_read(KPAGECGROUP).ok();
+        Ok(Self {
+            bitmap,
+            kpageflags,
+            kpagecgroup,
+        })
     }
 }
 
@@ -90,7 +110,18 @@ impl PhysIo for KernelPhysIo {
     fn kpageflags_read(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, SysError> {
         self.kpageflags.pread(buf, offset)
     }
+    fn kpagecgroup_read(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, SysError> {
+        match &mut self.kpagecgroup {
+            Some(f) => f.pread(buf, offset),
+            None => Err(SysError::new("open", KPAGECGROUP, rustix::io::Errno::NOENT)),
+        }
+    }
+    fn has_kpagecgroup(&self) -> bool {
+        self.kpagecgroup.is_some()
+    }
     fn syscalls(&self) -> u64 {
-        self.bitmap.calls() + self.kpageflags.calls()
+        self.bitmap.calls()
+            + self.kpageflags.calls()
+            + self.kpagecgroup.as_ref().map_or(0, KFile::calls)
     }
 }

@@ -7,7 +7,10 @@
 //!
 //! * [`PaddrOps`]: the backend;
 //! * [`iomem`], [`numa`]: pure parsers of the physical layout
-//!   (`/proc/iomem`, memory-block sysfs) that give its regions.
+//!   (`/proc/iomem`, memory-block sysfs, `/proc/zoneinfo`) that give its
+//!   regions and the node of a page;
+//! * [`stat`]: folio walks for the page-level DAMOS filters and the
+//!   `node_eligible_mem_bp` quota goal.
 //!
 //! ```
 //! use damon_core::{AddrRange, Context, Kdamond, Target, VirtualClock};
@@ -42,12 +45,16 @@
 //! * `/proc/iomem` shows zeroed addresses to non-root readers (detected);
 //! * `paddr` acts only through `stat`: other actions on physical memory need
 //!   the kernel's reverse map and are refused when a scheme is installed.
+//!   Its page-level filters (anon, active, memcg, young, hugepage_size,
+//!   unmapped) are evaluated per folio from `/proc/kpageflags`,
+//!   `/proc/kpagecgroup` and the idle bitmap.
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 #![deny(unsafe_code)]
 
 pub mod iomem;
 pub mod numa;
 pub mod paddr;
+pub mod stat;
 
 pub use paddr::{paddr_scheme_score, PaddrOps, PaddrRegions};
 

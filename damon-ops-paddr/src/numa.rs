@@ -152,6 +152,78 @@ pub fn read_node_ranges(node: u32) -> Result<Vec<AddrRange>, OpsError> {
     Ok(node_ranges(bs, indices)?)
 }
 
+/// Which NUMA node each PFN belongs to, from the zones of `/proc/zoneinfo`
+/// (`start_pfn` and `spanned` of every zone): the node of a page
+/// (`folio_nid()`) for the `node_eligible_mem_bp` goal. Needs no memory
+/// hotplug sysfs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeMap {
+    /// (first PFN, end PFN, node), sorted by first PFN.
+    zones: Vec<(u64, u64, i32)>,
+}
+
+impl NodeMap {
+    /// A map from (first PFN, end PFN, node) spans (tests and callers that
+    /// know their layout).
+    pub fn from_spans(mut zones: Vec<(u64, u64, i32)>) -> Self {
+        zones.retain(|z| z.0 < z.1);
+        zones.sort_unstable();
+        Self { zones }
+    }
+
+    /// Parses a `/proc/zoneinfo` text.
+    ///
+    /// ```
+    /// let t = "Node 0, zone   Normal\n  pages free 1\n        spanned  1024\n  start_pfn:  4096\n\
+    ///          Node 1, zone   Normal\n        spanned  2048\n  start_pfn:  5120\n\
+    ///          Node 1, zone  Movable\n        spanned  0\n  start_pfn:  0\n";
+    /// let m = damon_ops_paddr::numa::NodeMap::parse_zoneinfo(t);
+    /// assert_eq!(m.node_of(4096), Some(0));
+    /// assert_eq!(m.node_of(5120), Some(1));
+    /// assert_eq!(m.node_of(7168), None);
+    /// ```
+    pub fn parse_zoneinfo(text: &str) -> Self {
+        let mut zones = Vec::new();
+        let (mut nid, mut spanned) = (None, 0u64);
+        for line in text.lines() {
+            let t = line.trim();
+            if let Some(rest) = t.strip_prefix("Node ") {
+                nid = rest.split(',').next().and_then(|n| n.trim().parse().ok());
+                spanned = 0;
+            } else if let Some(v) = t.strip_prefix("spanned") {
+                spanned = v.trim().parse().unwrap_or(0);
+            } else if let Some(v) = t.strip_prefix("start_pfn:") {
+                if let (Some(n), Ok(start)) = (nid, v.trim().parse::<u64>()) {
+                    zones.push((start, start.saturating_add(spanned), n));
+                }
+            }
+        }
+        Self::from_spans(zones)
+    }
+
+    /// This machine's map.
+    pub fn read() -> Result<Self, OpsError> {
+        let path = "/proc/zoneinfo";
+        let text = std::fs::read_to_string(path).map_err(|e| io_err("read", path, e))?;
+        Ok(Self::parse_zoneinfo(&text))
+    }
+
+    /// The node of `pfn`, if a zone spans it.
+    pub fn node_of(&self, pfn: u64) -> Option<i32> {
+        let i = self.zones.partition_point(|z| z.0 <= pfn);
+        self.zones[..i]
+            .iter()
+            .rev()
+            .find(|z| pfn < z.1)
+            .map(|z| z.2)
+    }
+
+    /// Whether any zone of node `nid` is known.
+    pub fn has_node(&self, nid: i32) -> bool {
+        self.zones.iter().any(|z| z.2 == nid)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,12 +3,13 @@
 //! mapping, which user space does not have: page_idle does the rmap walk).
 
 use crate::iomem;
-use crate::numa;
+use crate::numa::{self, NodeMap};
+use crate::stat::FolioWalk;
 use damon_core::backend::set_regions;
 use damon_core::backend::{cold_score, hot_score};
-use damon_core::damos::{Action, Scheme, DAMOS_MAX_SCORE};
+use damon_core::damos::{Action, FilterKind, GoalMetric, Scheme, DAMOS_MAX_SCORE};
 use damon_core::{AddrRange, ApplyOutcome, Attrs, Operations, OpsCtx, OpsError, Region, Target};
-use damon_ops_common::physio::{KernelPhysIo, PhysIo};
+use damon_ops_common::physio::{KernelPhysIo, PhysIo, KPAGECGROUP};
 use damon_ops_common::probe::ProbeReport;
 use damon_ops_common::sampler::{PfnSampler, SamplerPolicy, SamplerStats};
 use damon_ops_common::{slots, sys};
@@ -48,6 +49,11 @@ pub struct PaddrOps {
     regions: PaddrRegions,
     sampler: PfnSampler,
     page_size: u64,
+    /// The context's `addr_unit`, seen at `init` and every sample.
+    addr_unit: u64,
+    walk: FolioWalk,
+    /// The node of each PFN, read at the first `node_eligible_mem_bp` use.
+    nodes: Option<NodeMap>,
 }
 
 impl std::fmt::Debug for PaddrOps {
@@ -75,7 +81,25 @@ impl PaddrOps {
             regions,
             sampler: PfnSampler::new(io),
             page_size: page_size.max(1),
+            addr_unit: 1,
+            walk: FolioWalk::default(),
+            nodes: None,
         }
+    }
+
+    /// Uses `nodes` as the PFN-to-node map instead of `/proc/zoneinfo`.
+    pub fn with_node_map(mut self, nodes: NodeMap) -> Self {
+        self.nodes = Some(nodes);
+        self
+    }
+
+    /// The PFNs of a region's core-unit addresses.
+    fn pfns(&self, r: &Region) -> std::ops::Range<u64> {
+        let unit = u128::from(self.addr_unit.max(1));
+        let page = u128::from(self.page_size);
+        let pfn = |a: u64| u64::try_from(u128::from(a) * unit / page).unwrap_or(u64::MAX);
+        let end = u64::try_from((u128::from(r.ar.end) * unit).div_ceil(page)).unwrap_or(u64::MAX);
+        pfn(r.ar.start)..end
     }
 
     /// Replaces the batching policy.
@@ -168,6 +192,7 @@ impl Operations for PaddrOps {
     }
 
     fn init(&mut self, ctx: &mut OpsCtx<'_>) -> Result<(), OpsError> {
+        self.addr_unit = ctx.addr_unit.max(1);
         if ctx.targets.iter().all(|t| !t.regions.is_empty()) {
             return Ok(());
         }
@@ -180,6 +205,7 @@ impl Operations for PaddrOps {
 
     fn prepare_access_checks(&mut self, ctx: &mut OpsCtx<'_>) -> Result<(), OpsError> {
         self.sampler.begin(slots::nr_slots(ctx.targets));
+        self.addr_unit = ctx.addr_unit.max(1);
         let unit = u128::from(ctx.addr_unit.max(1));
         let page = u128::from(self.page_size);
         for (first, t) in slots::first_slots(ctx.targets) {
@@ -219,6 +245,35 @@ impl Operations for PaddrOps {
         }
     }
 
+    fn check_filter(&self, kind: &FilterKind) -> Result<(), OpsError> {
+        match kind {
+            FilterKind::Memcg { .. } if !self.sampler.io().has_kpagecgroup() => {
+                Err(OpsError::Unsupported {
+                    what: "DAMOS filter memcg".into(),
+                    hint: format!("no {KPAGECGROUP} (kernel built without CONFIG_MEMCG)"),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn check_goal_metric(&self, _metric: GoalMetric) -> Result<(), OpsError> {
+        Ok(())
+    }
+
+    fn node_eligible_bytes(&mut self, r: &Region, nid: i32) -> Result<(u64, u64), OpsError> {
+        if self.nodes.is_none() {
+            self.nodes = Some(NodeMap::read()?);
+        }
+        let pfns = self.pfns(r);
+        let nodes = self.nodes.as_ref().expect("set above");
+        self.walk
+            .node_bytes(self.sampler.io_mut(), pfns, nodes, nid, self.page_size)
+    }
+
+    /// `damon_pa_stat()`: with page-level filters, the bytes of the
+    /// region's folios that pass them (in core units); without, 0, as the
+    /// kernel reports nothing to filter.
     fn apply_scheme(
         &mut self,
         _attrs: &Attrs,
@@ -227,9 +282,19 @@ impl Operations for PaddrOps {
         s: &Scheme,
     ) -> Result<ApplyOutcome, OpsError> {
         self.check_action(s.action)?;
+        if !s.filters.iter().any(|f| !f.kind.is_core()) {
+            return Ok(ApplyOutcome {
+                applied: 0,
+                sz_filter_passed: 0,
+            });
+        }
+        let pfns = self.pfns(r);
+        let passed =
+            self.walk
+                .filter_passed_bytes(self.sampler.io_mut(), pfns, s, self.page_size)?;
         Ok(ApplyOutcome {
             applied: 0,
-            sz_filter_passed: r.size(),
+            sz_filter_passed: passed / self.addr_unit.max(1),
         })
     }
 }

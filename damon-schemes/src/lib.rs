@@ -27,6 +27,7 @@
 
 mod engine;
 pub mod filter;
+pub mod memcg;
 pub mod metrics;
 pub mod presets;
 pub mod quota;

@@ -15,6 +15,29 @@ pub trait SystemMetrics: Send {
     fn node_mem(&mut self, nid: i32) -> Result<(u64, u64), OpsError>;
     /// (active, inactive) LRU bytes.
     fn lru(&mut self) -> Result<(u64, u64), OpsError>;
+    /// LRU bytes of memory cgroup `memcg_id` on node `nid`
+    /// (`node_memcg_*_bp`), or `None` when no such cgroup exists.
+    fn node_memcg_lru(&mut self, memcg_id: u64, nid: i32) -> Result<Option<u64>, OpsError> {
+        let _ = (memcg_id, nid);
+        Err(OpsError::Unsupported {
+            what: "memory cgroup statistics".into(),
+            hint: "this metrics source does not read them".into(),
+        })
+    }
+    /// (transparent huge page bytes, used bytes) of the system
+    /// (`hugepage_mem_bp`).
+    fn hugepage_mem(&mut self) -> Result<(u64, u64), OpsError> {
+        Err(OpsError::Unsupported {
+            what: "huge page statistics".into(),
+            hint: "this metrics source does not read them".into(),
+        })
+    }
+    /// Whether memory cgroup `memcg_id` exists (checked when a scheme with
+    /// a memcg goal is installed). Defaults to true.
+    fn memcg_exists(&self, memcg_id: u64) -> bool {
+        let _ = memcg_id;
+        true
+    }
     /// Whether NUMA node `nid` exists, so a goal on it can be measured at
     /// all (checked when a scheme is installed). Defaults to true.
     fn node_exists(&self, nid: i32) -> bool {
@@ -196,6 +219,9 @@ impl SystemMetrics for ProcMetrics {
             ))
         })
     }
+    fn memcg_exists(&self, memcg_id: u64) -> bool {
+        memcg_dir(memcg_id).is_some()
+    }
     fn node_exists(&self, nid: i32) -> bool {
         let mut buf = [0u8; 64];
         nid >= 0 && std::path::Path::new(node_meminfo_path(nid, &mut buf)).exists()
@@ -209,6 +235,88 @@ impl SystemMetrics for ProcMetrics {
             ))
         })
     }
+    fn node_memcg_lru(&mut self, memcg_id: u64, nid: i32) -> Result<Option<u64>, OpsError> {
+        let Some(dir) = memcg_dir(memcg_id) else {
+            return Ok(None);
+        };
+        let path = dir.join("memory.numa_stat");
+        let path = path.to_string_lossy();
+        let page = page_size();
+        match with_file(&path, |t| {
+            crate::memcg::numa_stat_lru_bytes(t, nid, page, &path)
+        }) {
+            Err(OpsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                // removed since it was found: forget it, read as missing
+                MEMCG_DIRS.with(|m| m.borrow_mut().retain(|(id, _)| *id != memcg_id));
+                Ok(None)
+            }
+            r => r.map(Some),
+        }
+    }
+    fn hugepage_mem(&mut self) -> Result<(u64, u64), OpsError> {
+        let what = "/proc/meminfo";
+        with_file(what, |t| {
+            let thp = ["AnonHugePages", "ShmemHugePages", "FileHugePages"]
+                .iter()
+                .map(|k| meminfo_field(t, k, what).unwrap_or(0))
+                .sum();
+            let total = meminfo_field(t, "MemTotal", what)?;
+            let free = meminfo_field(t, "MemFree", what)?;
+            Ok((thp, total.saturating_sub(free)))
+        })
+    }
+}
+
+/// The kernel's page size, from the auxiliary vector (`AT_PAGESZ`), for
+/// cgroup v1 statistics counted in pages; 4096 if it cannot be read.
+fn page_size() -> u64 {
+    static PAGE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        const AT_PAGESZ: u64 = 6;
+        let auxv = std::fs::read("/proc/self/auxv").unwrap_or_default();
+        auxv.chunks_exact(16)
+            .map(|c| {
+                let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]));
+                (word(&c[..8]), word(&c[8..]))
+            })
+            .find(|&(k, _)| k == AT_PAGESZ)
+            .map_or(4096, |(_, v)| v)
+    })
+}
+
+thread_local! {
+    /// Memory cgroup directories found by id, re-checked at every use.
+    static MEMCG_DIRS: std::cell::RefCell<Vec<(u64, std::path::PathBuf)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The directory of memory cgroup `id`: the cached one while its inode
+/// still matches, otherwise found again in the memory hierarchies.
+fn memcg_dir(id: u64) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt as _;
+    let cached = MEMCG_DIRS.with(|m| {
+        m.borrow()
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, p)| p.clone())
+    });
+    if let Some(p) = cached {
+        if std::fs::metadata(&p).is_ok_and(|m| m.ino() == id) {
+            return Some(p);
+        }
+    }
+    let roots = crate::memcg::memory_hierarchies(
+        &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+    );
+    let found = crate::memcg::find_memcg_dir(&roots, id);
+    MEMCG_DIRS.with(|m| {
+        let mut m = m.borrow_mut();
+        m.retain(|(i, _)| *i != id);
+        if let Some(p) = &found {
+            m.push((id, p.clone()));
+        }
+    });
+    found
 }
 
 /// Scripted metrics for tests and simulations; clones share the values.
@@ -231,6 +339,10 @@ pub struct SimValues {
     /// PSI is unavailable (as with `psi=0`): reads fail as `ProcMetrics`'
     /// do on such a kernel.
     pub psi_missing: bool,
+    /// (memcg id, node id, LRU bytes) of the simulated memory cgroups.
+    pub memcgs: Vec<(u64, i32, u64)>,
+    /// (transparent huge page bytes, used bytes).
+    pub hugepage: (u64, u64),
 }
 
 impl SimMetrics {
@@ -263,6 +375,9 @@ impl SystemMetrics for SimMetrics {
     fn node_exists(&self, nid: i32) -> bool {
         self.inner.lock().nodes.iter().any(|n| n.0 == nid)
     }
+    fn memcg_exists(&self, memcg_id: u64) -> bool {
+        self.inner.lock().memcgs.iter().any(|m| m.0 == memcg_id)
+    }
     fn node_mem(&mut self, nid: i32) -> Result<(u64, u64), OpsError> {
         self.inner
             .lock()
@@ -277,6 +392,22 @@ impl SystemMetrics for SimMetrics {
     }
     fn lru(&mut self) -> Result<(u64, u64), OpsError> {
         Ok(self.inner.lock().lru)
+    }
+    fn node_memcg_lru(&mut self, memcg_id: u64, nid: i32) -> Result<Option<u64>, OpsError> {
+        let v = self.inner.lock();
+        if !v.memcgs.iter().any(|m| m.0 == memcg_id) {
+            return Ok(None);
+        }
+        Ok(Some(
+            v.memcgs
+                .iter()
+                .filter(|m| m.0 == memcg_id && m.1 == nid)
+                .map(|m| m.2)
+                .sum(),
+        ))
+    }
+    fn hugepage_mem(&mut self) -> Result<(u64, u64), OpsError> {
+        Ok(self.inner.lock().hugepage)
     }
 }
 
@@ -337,6 +468,11 @@ mod tests {
             node_meminfo_path(12, &mut buf),
             "/sys/devices/system/node/node12/meminfo"
         );
+    }
+
+    #[test]
+    fn page_size_from_auxv() {
+        assert!(page_size().is_power_of_two() && page_size() >= 4096);
     }
 
     #[test]

@@ -143,6 +143,7 @@ impl ReclaimParams {
                 target_value: self.quota_mem_pressure_us,
                 current_value: 0,
                 nid: 0,
+                memcg_id: 0,
             });
         }
         if self.quota_autotune_feedback != 0 {
@@ -151,6 +152,7 @@ impl ReclaimParams {
                 target_value: 10_000,
                 current_value: self.quota_autotune_feedback,
                 nid: 0,
+                memcg_id: 0,
             });
         }
         s.quota = Quota {
@@ -296,6 +298,7 @@ impl LruSortParams {
                 target_value: self.active_mem_bp,
                 current_value: 0,
                 nid: 0,
+                memcg_id: 0,
             });
         }
         if self.filter_young_pages {
@@ -327,6 +330,7 @@ impl LruSortParams {
                 target_value: 10_000u64.saturating_sub(self.active_mem_bp) + 2,
                 current_value: 0,
                 nid: 0,
+                memcg_id: 0,
             });
         }
         if self.filter_young_pages {

@@ -54,6 +54,9 @@ pub fn quota_score(
             GoalMetric::NodeMemUsedBp | GoalMetric::NodeMemFreeBp => {
                 node_mem_bp(g.metric, g.nid, metrics)
             }
+            GoalMetric::NodeMemcgUsedBp | GoalMetric::NodeMemcgFreeBp => {
+                node_memcg_bp(g.metric, g.nid, g.memcg_id, metrics)?
+            }
             GoalMetric::ActiveMemBp | GoalMetric::InactiveMemBp => {
                 let (active, inactive) = metrics.lru()?;
                 let v = if g.metric == GoalMetric::ActiveMemBp {
@@ -62,6 +65,16 @@ pub fn quota_score(
                     inactive
                 };
                 (u128::from(v) * 10_000 / u128::from((active + inactive).max(1))) as u64
+            }
+            // measured by the engine from the backend before the window rolls
+            GoalMetric::NodeEligibleMemBp => g.current_value,
+            GoalMetric::HugepageMemBp => {
+                let (thp, used) = metrics.hugepage_mem()?;
+                if used == 0 {
+                    10_000
+                } else {
+                    (u128::from(thp.min(used)) * 10_000 / u128::from(used)) as u64
+                }
             }
             other => {
                 return Err(OpsError::Unsupported {
@@ -121,6 +134,38 @@ fn node_mem_bp(metric: GoalMetric, nid: i32, metrics: &mut dyn SystemMetrics) ->
         _ if used_metric => 0,
         _ => 10_000,
     }
+}
+
+/// `damos_get_node_memcg_used_bp` (the mm tree): LRU memory of cgroup
+/// `memcg_id` on node `nid` over the node's memory, in basis points. A node
+/// or cgroup that does not exist reads 0 used / 10000 free; a node whose
+/// size is unknown or below the cgroup's use reads 10000 used / 0 free.
+fn node_memcg_bp(
+    metric: GoalMetric,
+    nid: i32,
+    memcg_id: u64,
+    metrics: &mut dyn SystemMetrics,
+) -> Result<u64, OpsError> {
+    let used_metric = metric == GoalMetric::NodeMemcgUsedBp;
+    let absent = if used_metric { 0 } else { 10_000 };
+    if nid < 0 || !metrics.node_exists(nid) {
+        return Ok(absent);
+    }
+    let Some(used) = metrics.node_memcg_lru(memcg_id, nid)? else {
+        return Ok(absent);
+    };
+    let total = metrics.node_mem(nid).map_or(0, |(total, _)| total);
+    if total == 0 || total < used {
+        return Ok(10_000 - absent);
+    }
+    let v = if used_metric { used } else { total - used };
+    Ok((u128::from(v) * 10_000 / u128::from(total)) as u64)
+}
+
+/// Whether the charge window rolls at `now_ms` (so goals are measured now).
+pub fn window_due(q: &Quota, st: &QuotaState, now_ms: u64) -> bool {
+    st.charged_from_ms
+        .is_none_or(|from| now_ms >= from.saturating_add(q.reset_interval))
 }
 
 /// `damos_set_effective_quota`: the window's `esz` from goals (tuned), the
@@ -260,6 +305,7 @@ mod tests {
             target_value: 10_000,
             current_value: 2_000,
             nid: 0,
+            memcg_id: 0,
         };
         let mut q = Quota {
             goals: vec![goal],
@@ -299,6 +345,7 @@ mod tests {
             target_value: 1000,
             current_value: 0,
             nid: 0,
+            memcg_id: 0,
         };
         let mut q = Quota {
             goals: vec![goal],
@@ -324,6 +371,7 @@ mod tests {
                 target_value: 1000,
                 current_value: 0,
                 nid: 0,
+                memcg_id: 0,
             }],
             ..Quota::default()
         };
@@ -343,6 +391,7 @@ mod tests {
                 target_value: 1000,
                 current_value: 0,
                 nid: 0,
+                memcg_id: 0,
             }],
             reset_interval: 1000,
             ..Quota::default()

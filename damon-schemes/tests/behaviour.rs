@@ -234,6 +234,7 @@ fn goal_tuning_converges_toward_the_target() {
             target_value: target,
             current_value: 0,
             nid: 0,
+            memcg_id: 0,
         }],
         weight_age: 1,
         ..Quota::default()
@@ -404,6 +405,7 @@ fn bad_schemes_are_refused_naming_the_field() {
         target_value: 0,
         current_value: 0,
         nid: 0,
+        memcg_id: 0,
     });
     s.quota.reset_interval = 1000;
     assert!(err(s.clone()).contains("schemes[0].quota.goals[0].target_value"));

@@ -248,6 +248,7 @@ fn a_psi_goal_on_a_kernel_without_psi_still_acts() {
             target_value: 1000,
             current_value: 0,
             nid: 0,
+            memcg_id: 0,
         }],
         ..Quota::default()
     };
@@ -280,6 +281,7 @@ fn a_goal_on_a_numa_node_that_does_not_exist_is_refused_at_install() {
             target_value: 2000,
             current_value: 0,
             nid: 7,
+            memcg_id: 0,
         }],
         ..Quota::default()
     };

@@ -25,6 +25,7 @@ fn goal(metric: GoalMetric, target: u64, current: u64, nid: i32) -> QuotaGoal {
         target_value: target,
         current_value: current,
         nid,
+        memcg_id: 0,
     }
 }
 
@@ -51,7 +52,26 @@ fn damos_test_commit_quota_goal() {
         (dst.metric, dst.target_value, dst.nid),
         (GoalMetric::NodeMemUsedBp, 12, 6)
     );
-    // (NODE_MEMCG_* goals need memcg ids user space cannot resolve: not modelled)
+    let memcg = |metric, target, current, nid, memcg_id| QuotaGoal {
+        memcg_id,
+        ..goal(metric, target, current, nid)
+    };
+    commit_quota_goal(
+        &mut dst,
+        &memcg(GoalMetric::NodeMemcgUsedBp, 456, 567, 6, 7),
+    );
+    assert_eq!(
+        (dst.metric, dst.target_value, dst.nid, dst.memcg_id),
+        (GoalMetric::NodeMemcgUsedBp, 456, 6, 7)
+    );
+    commit_quota_goal(
+        &mut dst,
+        &memcg(GoalMetric::NodeMemcgFreeBp, 890, 901, 10, 1),
+    );
+    assert_eq!(
+        (dst.metric, dst.target_value, dst.nid, dst.memcg_id),
+        (GoalMetric::NodeMemcgFreeBp, 890, 10, 1)
+    );
     commit_quota_goal(&mut dst, &goal(GoalMetric::SomeMemPsiUs, 234, 345, 0));
     assert_eq!(
         (dst.metric, dst.target_value),

@@ -44,6 +44,7 @@ fn no_allocation_per_step_with_schemes_quotas_filters_and_goals() {
             target_value: 10_000,
             current_value: 5_000,
             nid: 0,
+            memcg_id: 0,
         }],
         ..Quota::default()
     };

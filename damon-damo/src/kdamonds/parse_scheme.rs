@@ -116,6 +116,7 @@ pub(super) fn parse_goal(v: &Value, path: &str) -> Result<QuotaGoal, DamoError> 
             target_value: value::nr(o.req("target_value_bp")?, &o.child("target_value_bp"))?,
             current_value: opt_or(&o, "current_value_bp", 0, value::nr)?,
             nid: 0,
+            memcg_id: 0,
         });
     }
     let mp = o.child("metric");
@@ -155,6 +156,7 @@ pub(super) fn parse_goal(v: &Value, path: &str) -> Result<QuotaGoal, DamoError> 
         target_value,
         current_value: opt_or(&o, "current_value", 0, value::nr)?,
         nid: opt_or(&o, "nid", 0, value::int_i32)?,
+        memcg_id: 0,
     })
 }
 

@@ -191,6 +191,17 @@ impl PfnSampler {
         &self.stats
     }
 
+    /// The files sampled through, for page-level reads between samples
+    /// (DAMOS filters).
+    pub fn io_mut(&mut self) -> &mut dyn PhysIo {
+        self.io.as_mut()
+    }
+
+    /// The files sampled through.
+    pub fn io(&self) -> &dyn PhysIo {
+        self.io.as_ref()
+    }
+
     /// System calls made on the bitmap and kpageflags.
     pub fn syscalls(&self) -> u64 {
         self.io.syscalls()

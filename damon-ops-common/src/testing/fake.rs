@@ -26,6 +26,10 @@ pub struct FakeState {
     hot: Vec<(std::ops::Range<u64>, f64)>,
     rng: Rng,
     workload_due: bool,
+    /// (PFNs, flags set, flags cleared), applied in order after the kind.
+    flag_edits: Vec<(std::ops::Range<u64>, u64, u64)>,
+    /// (PFNs, memory cgroup inode) for `/proc/kpagecgroup`.
+    memcgs: Vec<(std::ops::Range<u64>, u64)>,
     /// Calls per kind: bitmap reads, bitmap writes, kpageflags reads.
     pub calls: [u64; 3],
 }
@@ -35,6 +39,25 @@ const DEFAULT_FLAGS: u64 = (1 << KPF_LRU) | (1 << KPF_ANON);
 impl FakeState {
     /// The kpageflags word of `pfn`.
     pub fn flags(&self, pfn: u64) -> u64 {
+        let mut f = self.kind_flags(pfn);
+        for (r, set, clear) in &self.flag_edits {
+            if r.contains(&pfn) {
+                f = (f | set) & !clear;
+            }
+        }
+        f
+    }
+
+    /// The memory cgroup inode `/proc/kpagecgroup` reports for `pfn` (0: none).
+    pub fn memcg(&self, pfn: u64) -> u64 {
+        self.memcgs
+            .iter()
+            .rev()
+            .find(|(r, _)| r.contains(&pfn))
+            .map_or(0, |m| m.1)
+    }
+
+    fn kind_flags(&self, pfn: u64) -> u64 {
         match self.overrides.iter().rev().find(|(r, _)| r.contains(&pfn)) {
             None => DEFAULT_FLAGS,
             Some((_, Kind::Untracked)) => 0,
@@ -135,6 +158,8 @@ impl FakePhysMem {
                 hot: Vec::new(),
                 rng: Rng::new(7),
                 workload_due: false,
+                flag_edits: Vec::new(),
+                memcgs: Vec::new(),
                 calls: [0; 3],
             })),
             syscalls: 0,
@@ -157,6 +182,17 @@ impl FakePhysMem {
     /// Makes `[head, head + nr)` one THP: a head and `nr - 1` tails.
     pub fn add_thp(&mut self, head: u64, nr: u64) {
         self.lock().overrides.push((head..head + nr, Kind::Thp));
+    }
+
+    /// Sets the kpageflags bits `set` and clears `clear` on PFNs `range`
+    /// (e.g. `KPF_ACTIVE`, or `KPF_ANON` cleared for page cache).
+    pub fn edit_flags(&mut self, range: std::ops::Range<u64>, set: u64, clear: u64) {
+        self.lock().flag_edits.push((range, set, clear));
+    }
+
+    /// Charges PFNs `range` to the memory cgroup of inode `memcg_id`.
+    pub fn set_memcg(&mut self, range: std::ops::Range<u64>, memcg_id: u64) {
+        self.lock().memcgs.push((range, memcg_id));
     }
 
     /// Makes PFNs `range` untracked (not on an LRU list: kernel or free memory).
@@ -241,6 +277,28 @@ impl PhysIo for FakePhysMem {
         self.io(true, FaultCall::Pread, len, |f, n| {
             f.kpageflags_read_at(offset, &mut buf[..n])
         })
+    }
+
+    fn kpagecgroup_read(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, SysError> {
+        self.syscalls += 1;
+        if offset % 8 != 0 {
+            return Err(einval("pread"));
+        }
+        let s = self.lock();
+        let mut n = 0;
+        for (i, out) in buf.chunks_exact_mut(8).enumerate() {
+            let pfn = offset / 8 + i as u64;
+            if pfn >= s.max_pfn {
+                break;
+            }
+            out.copy_from_slice(&s.memcg(pfn).to_ne_bytes());
+            n += 8;
+        }
+        Ok(n)
+    }
+
+    fn has_kpagecgroup(&self) -> bool {
+        true
     }
 
     fn syscalls(&self) -> u64 {

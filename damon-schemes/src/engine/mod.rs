@@ -4,7 +4,7 @@
 
 use crate::filter::default_reject;
 use crate::metrics::{ProcMetrics, SystemMetrics};
-use crate::quota::{min_score, roll_window, QuotaState};
+use crate::quota::{min_score, roll_window, window_due, QuotaState};
 use crate::tried::Shared;
 use crate::wmarks::{wmark_wait_us, WmarkState};
 use damon_core::access::nr_accesses_mvsum;
@@ -261,7 +261,7 @@ impl DamosEngine for Damos {
         }
     }
 
-    fn check(&self, schemes: &[Scheme], _ops: &dyn Operations) -> Result<(), OpsError> {
+    fn check(&self, schemes: &[Scheme], ops: &dyn Operations) -> Result<(), OpsError> {
         for (i, s) in schemes.iter().enumerate() {
             if s.quota.is_set()
                 && s.quota.reset_interval == 0
@@ -273,19 +273,32 @@ impl DamosEngine for Damos {
                 }));
             }
             for (j, g) in s.quota.goals.iter().enumerate() {
-                let node_metric = matches!(
-                    g.metric,
-                    GoalMetric::NodeMemUsedBp | GoalMetric::NodeMemFreeBp
-                );
-                if node_metric && !self.metrics.node_exists(g.nid) {
-                    return Err(OpsError::Invalid(damon_core::InvalidParam {
-                        field: format!("schemes[{i}].quota.goals[{j}].nid"),
-                        reason: format!(
+                let invalid = |field: &str, reason: String| {
+                    OpsError::Invalid(damon_core::InvalidParam {
+                        field: format!("schemes[{i}].quota.goals[{j}].{field}"),
+                        reason,
+                    })
+                };
+                ops.check_goal_metric(g.metric)?;
+                if g.metric.uses_nid() && !self.metrics.node_exists(g.nid) {
+                    return Err(invalid(
+                        "nid",
+                        format!(
                             "NUMA node {} does not exist on this system, so {} cannot be measured",
                             g.nid,
                             g.metric.name()
                         ),
-                    }));
+                    ));
+                }
+                if g.metric.uses_memcg() && !self.metrics.memcg_exists(g.memcg_id) {
+                    return Err(invalid(
+                        "memcg_id",
+                        format!(
+                            "no memory cgroup has id {} (the inode number of its directory), so {} cannot be measured",
+                            g.memcg_id,
+                            g.metric.name()
+                        ),
+                    ));
                 }
                 if g.target_value == 0 {
                     return Err(OpsError::Invalid(damon_core::InvalidParam {
@@ -296,6 +309,44 @@ impl DamosEngine for Damos {
             }
         }
         Ok(())
+    }
+}
+
+/// Sets the current value of the scheme's `node_eligible_mem_bp` goals
+/// (`damos_get_node_eligible_mem_bp`): of the LRU memory in the regions
+/// whose access pattern the scheme matches, the share on the goal's node.
+/// A backend that fails to measure leaves the value as it was, with a
+/// warning (installation already refused backends that cannot).
+fn measure_node_eligible(si: usize, env: &mut DamosEnv<'_>) {
+    for gi in 0..env.schemes[si].quota.goals.len() {
+        let g = env.schemes[si].quota.goals[gi];
+        if g.metric != GoalMetric::NodeEligibleMemBp {
+            continue;
+        }
+        let (mut node, mut total) = (0u64, 0u64);
+        let s = &env.schemes[si];
+        for t in env.targets.iter() {
+            for r in &t.regions {
+                if !pattern_match(r, s, nr_accesses_of(r, env)) {
+                    continue;
+                }
+                match env.ops.node_eligible_bytes(r, g.nid) {
+                    Ok((n, all)) => {
+                        node = node.saturating_add(n);
+                        total = total.saturating_add(all);
+                    }
+                    Err(e) => {
+                        tracing::warn!(target: "damon::damos", scheme = si, error = %e, "node_eligible_mem_bp unreadable; value kept");
+                        return;
+                    }
+                }
+            }
+        }
+        env.schemes[si].quota.goals[gi].current_value = if total == 0 {
+            0
+        } else {
+            (u128::from(node) * 10_000 / u128::from(total)) as u64
+        };
     }
 }
 
@@ -324,10 +375,13 @@ impl Damos {
                 continue;
             }
             any = true;
-            let s = &mut env.schemes[si];
-            if !s.quota.is_set() {
+            if !env.schemes[si].quota.is_set() {
                 continue;
             }
+            if window_due(&env.schemes[si].quota, &self.states[si].quota, now_ms) {
+                measure_node_eligible(si, env);
+            }
+            let s = &mut env.schemes[si];
             let st = &mut self.states[si].quota;
             match roll_window(
                 &mut s.quota,
