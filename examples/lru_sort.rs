@@ -44,9 +44,11 @@
 //!   deactivates pages). `monitor_region_start`/`monitor_region_end`,
 //!   `enabled`, `commit_inputs`, `kdamond_pid` and the read-only statistics
 //!   parameters do not exist (the statistics are printed instead).
-//! * `--filter-young-pages` adds page-level `young` filters, which no
-//!   backend (vaddr, or the simulation) decides today: with it, starting
-//!   fails with a message naming the filter.
+//! * `--filter-young-pages` adds page-level `young` filters, which the
+//!   vaddr backend decides per folio from the idle bitmap (reading a
+//!   folio's young state resets it, as the kernel's filter does); the
+//!   simulation has no pages, so with `--sim` starting fails with a
+//!   message naming the filter.
 //! * The free memory rate is re-read at most once per `--wmarks-interval`,
 //!   not at every sampling interval.
 //! * Acting on other processes needs root (or `CAP_SYS_NICE` over them),

@@ -167,7 +167,7 @@ fn stat_reports_filtered_bytes_only_with_page_filters() {
     let without = scheme(&[]);
     let (mut kd, clock) = kdamond(fake_ops(Box::new(layout())), vec![with, without]).unwrap();
     run(&mut kd, &clock, 1_000_000);
-    let st = |i: usize| kd.ctx().schemes[i].stat.clone();
+    let st = |i: usize| kd.ctx().schemes[i].stat;
     assert!(st(0).nr_tried > 0 && st(1).nr_tried > 0);
     assert!(
         st(0).sz_ops_filter_passed >= 1024 * PAGE,

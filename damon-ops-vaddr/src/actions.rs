@@ -2,9 +2,11 @@
 //! to (mapped, and passing the page-level filters), and the advice to use.
 //! Pure functions here; the system calls are in [`crate::ops`].
 
-use damon_core::damos::{ops_filters_pass, Action, FilterKind, PageInfo, Scheme};
-use damon_core::AddrRange;
+use damon_core::damos::{ops_filters_pass, ops_filters_pass_lazy, Action, PageInfo, Scheme};
+use damon_core::{AddrRange, OpsError};
+use damon_ops_common::folio::{folio_info, folio_young, FilterNeeds, FlagsWindow};
 use damon_ops_common::pagemap::PagemapEntry;
+use damon_ops_common::physio::PhysIo;
 use damon_ops_common::sys::Advice;
 
 /// The `madvise` advice of an action, or `None` for `stat` and for actions
@@ -29,11 +31,6 @@ pub fn remote_ok(advice: Advice) -> bool {
         advice,
         Advice::Willneed | Advice::Cold | Advice::Pageout | Advice::Collapse
     )
-}
-
-/// The page-level filters this backend can decide from pagemap alone.
-pub fn filter_supported(kind: &FilterKind) -> bool {
-    kind.is_core() || matches!(kind, FilterKind::Anon | FilterKind::Unmapped)
 }
 
 /// Appends to `out` the parts of `region` covered by `vmas` (sorted,
@@ -67,19 +64,47 @@ pub fn page_info(e: PagemapEntry) -> PageInfo {
     }
 }
 
+/// Where the folio facts of present pages come from, for the filters
+/// pagemap alone cannot decide.
+pub struct Folios<'a> {
+    /// The kpageflags, kpagecgroup and idle bitmap files.
+    pub io: &'a mut dyn PhysIo,
+    /// The kpageflags window, kept between calls.
+    pub window: &'a mut FlagsWindow,
+}
+
 /// Splits `range` (starting at virtual page `first_vpn`, with one pagemap
 /// entry per page in `entries`) into runs of pages that pass the scheme's
 /// page-level filters, appended to `out`. Returns the bytes that passed.
+///
+/// With `folios`, a present page's folio is read and decided once for all
+/// of its pages (a young filter resets the folio's state when it reads it,
+/// as the kernel's does); without, folio facts are unknown.
 pub fn filtered_runs(
     s: &Scheme,
     first_vpn: u64,
     entries: &[u64],
     page: u64,
+    mut folios: Option<Folios<'_>>,
     out: &mut Vec<(u64, u64)>,
-) -> u64 {
+) -> Result<u64, OpsError> {
+    let needs = FilterNeeds::of(s);
+    let mut last: Option<(std::ops::Range<u64>, bool)> = None;
     let mut passed = 0;
     for (i, &raw) in entries.iter().enumerate() {
-        if ops_filters_pass(s, &page_info(PagemapEntry(raw))) {
+        let e = PagemapEntry(raw);
+        let pass = match (folios.as_mut(), e.pfn()) {
+            (Some(f), Some(pfn)) => match &last {
+                Some((pfns, pass)) if pfns.contains(&pfn) => *pass,
+                _ => {
+                    let pass = folio_decision(s, e, pfn, page, needs, f)?;
+                    last = pass.1.map(|pfns| (pfns, pass.0));
+                    pass.0
+                }
+            },
+            _ => ops_filters_pass(s, &page_info(e)),
+        };
+        if pass {
             let addr = (first_vpn + i as u64) * page;
             passed += page;
             match out.last_mut() {
@@ -88,7 +113,42 @@ pub fn filtered_runs(
             }
         }
     }
-    passed
+    Ok(passed)
+}
+
+/// The filters' decision for the folio of a present page, and the folio's
+/// PFNs (to reuse the decision) when it is an LRU folio.
+fn folio_decision(
+    s: &Scheme,
+    e: PagemapEntry,
+    pfn: u64,
+    page: u64,
+    needs: FilterNeeds,
+    f: &mut Folios<'_>,
+) -> Result<(bool, Option<std::ops::Range<u64>>), OpsError> {
+    let base = page_info(e);
+    let Some(folio) = f.window.folio_of(f.io, pfn)? else {
+        return Ok((ops_filters_pass(s, &base), None));
+    };
+    let info = folio_info(f.io, &folio, page, needs)?;
+    // anon and unmapped as pagemap tells them, the rest from the folio
+    let info = PageInfo {
+        anon: base.anon,
+        unmapped: base.unmapped,
+        ..info
+    };
+    let mut err = None;
+    let pass = ops_filters_pass_lazy(s, &info, &mut || match folio_young(f.io, folio.head) {
+        Ok(y) => Some(y),
+        Err(x) => {
+            err = Some(x);
+            None
+        }
+    });
+    match err {
+        Some(x) => Err(x),
+        None => Ok((pass, Some(folio.pfns()))),
+    }
 }
 
 /// CAP_SYS_NICE in the effective set, from `/proc/self/status` text
@@ -102,7 +162,7 @@ pub fn has_cap_sys_nice(status: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use damon_core::damos::{AccessPattern, Filter};
+    use damon_core::damos::{AccessPattern, Filter, FilterKind};
 
     #[test]
     fn mapped_parts_skip_holes_and_align_inward() {
@@ -146,7 +206,7 @@ mod tests {
             PRESENT | FILE | 9,
         ];
         let mut out = Vec::new();
-        let passed = filtered_runs(&s, 16, &entries, 4096, &mut out);
+        let passed = filtered_runs(&s, 16, &entries, 4096, None, &mut out).unwrap();
         // file pages pass; anon (present or swapped) rejected; an unmapped
         // page is neither anon nor rejected by the filter: it passes
         assert_eq!(out, vec![(17 * 4096, 3 * 4096), (21 * 4096, 4096)]);

@@ -2,10 +2,12 @@
 //! of the region, narrowed by the page-level filters, then advised through
 //! the process's pidfd (or `madvise` on the calling process).
 
-use crate::actions::{advice_of, filtered_runs, mapped_parts};
+use crate::actions::{advice_of, filtered_runs, mapped_parts, Folios};
 use crate::process::Processes;
-use damon_core::damos::Scheme;
+use damon_core::damos::{FilterKind, Scheme};
 use damon_core::{AddrRange, ApplyOutcome, OpsError, Region, Target, TargetId};
+use damon_ops_common::folio::FlagsWindow;
+use damon_ops_common::physio::PhysIo;
 use damon_ops_common::sys::{self, Advice};
 use std::collections::HashMap;
 
@@ -19,6 +21,7 @@ pub struct Applier {
     filtered: Vec<(u64, u64)>,
     entries: Vec<u64>,
     maps_buf: Vec<u8>,
+    window: FlagsWindow,
 }
 
 impl Applier {
@@ -31,6 +34,7 @@ impl Applier {
             filtered: Vec::new(),
             entries: Vec::new(),
             maps_buf: Vec::new(),
+            window: FlagsWindow::default(),
         }
     }
 
@@ -43,6 +47,7 @@ impl Applier {
     pub fn apply(
         &mut self,
         procs: &mut Processes,
+        io: &mut dyn PhysIo,
         t: &Target,
         r: &Region,
         s: &Scheme,
@@ -58,7 +63,7 @@ impl Applier {
             });
         }
         self.mapped_ranges(procs, t.id, r)?;
-        let sz_filter_passed = self.filter(procs, t.id, s)?;
+        let sz_filter_passed = self.filter(procs, io, t.id, s)?;
         let applied = match advice_of(s.action) {
             // stat: count what passed the filters
             None => 0,
@@ -94,11 +99,20 @@ impl Applier {
 
     /// Narrows `self.ranges` to the pages that pass the scheme's page-level
     /// filters (from pagemap); returns the bytes that passed.
-    fn filter(&mut self, procs: &mut Processes, id: TargetId, s: &Scheme) -> Result<u64, OpsError> {
+    fn filter(
+        &mut self,
+        procs: &mut Processes,
+        io: &mut dyn PhysIo,
+        id: TargetId,
+        s: &Scheme,
+    ) -> Result<u64, OpsError> {
         if !s.filters.iter().any(|f| !f.kind.is_core()) {
             return Ok(self.ranges.iter().map(|r| r.1).sum());
         }
         let page = self.page_size;
+        let needs_folio = s.filters.iter().any(|f| {
+            !f.kind.is_core() && !matches!(f.kind, FilterKind::Anon | FilterKind::Unmapped)
+        });
         self.filtered.clear();
         let mut passed = 0;
         let p = procs.get_mut(id).expect("checked alive by the caller");
@@ -110,7 +124,18 @@ impl Applier {
             let got = p
                 .pagemap()
                 .read_entries(first_vpn, &mut self.entries[..n])?;
-            passed += filtered_runs(s, first_vpn, &self.entries[..got], page, &mut self.filtered);
+            let folios = needs_folio.then_some(Folios {
+                io: &mut *io,
+                window: &mut self.window,
+            });
+            passed += filtered_runs(
+                s,
+                first_vpn,
+                &self.entries[..got],
+                page,
+                folios,
+                &mut self.filtered,
+            )?;
         }
         std::mem::swap(&mut self.ranges, &mut self.filtered);
         Ok(passed)

@@ -3,7 +3,7 @@
 //! ([`Processes`]), the translator ([`Translator`]) and the applier
 //! ([`Applier`]).
 
-use crate::actions::{advice_of, filter_supported, has_cap_sys_nice, remote_ok};
+use crate::actions::{advice_of, has_cap_sys_nice, remote_ok};
 use crate::apply::Applier;
 use crate::process::Processes;
 use crate::three_regions::three_regions;
@@ -15,7 +15,7 @@ use damon_core::{
     AddrRange, ApplyOutcome, Attrs, Operations, OpsCtx, OpsError, Region, Target, TargetId,
 };
 use damon_ops_common::coalesce::Coalesce;
-use damon_ops_common::physio::{KernelPhysIo, PhysIo};
+use damon_ops_common::physio::{KernelPhysIo, PhysIo, KPAGECGROUP};
 use damon_ops_common::sampler::{PfnSampler, SamplerPolicy, SamplerStats};
 use damon_ops_common::{slots, sys, ProbeReport};
 
@@ -232,13 +232,14 @@ impl Operations for VaddrOps {
     }
 
     fn check_filter(&self, kind: &FilterKind) -> Result<(), OpsError> {
-        if filter_supported(kind) {
-            Ok(())
-        } else {
-            Err(OpsError::Unsupported {
-                what: format!("DAMOS filter {}", kind.name()),
-                hint: "vaddr decides only anon and unmapped pages (from pagemap), plus addr and target".into(),
-            })
+        match kind {
+            FilterKind::Memcg { .. } if !self.sampler.io().has_kpagecgroup() => {
+                Err(OpsError::Unsupported {
+                    what: "DAMOS filter memcg".into(),
+                    hint: format!("no {KPAGECGROUP} (kernel built without CONFIG_MEMCG)"),
+                })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -286,7 +287,8 @@ impl Operations for VaddrOps {
         r: &Region,
         s: &Scheme,
     ) -> Result<ApplyOutcome, OpsError> {
-        self.applier.apply(&mut self.procs, t, r, s)
+        self.applier
+            .apply(&mut self.procs, self.sampler.io_mut(), t, r, s)
     }
 
     fn validates_targets(&self) -> bool {

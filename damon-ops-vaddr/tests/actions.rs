@@ -131,6 +131,23 @@ fn action_on_an_exited_process_is_a_clear_error() {
     assert!(e.to_string().contains("exited"), "{e}");
 }
 
+/// The fake page layer of a kernel without `CONFIG_MEMCG`.
+struct NoKpagecgroup(FakePhysMem);
+impl damon_ops_common::physio::PhysIo for NoKpagecgroup {
+    fn bitmap_read(&mut self, o: u64, b: &mut [u8]) -> Result<usize, sys::SysError> {
+        self.0.bitmap_read(o, b)
+    }
+    fn bitmap_write(&mut self, o: u64, b: &[u8]) -> Result<usize, sys::SysError> {
+        self.0.bitmap_write(o, b)
+    }
+    fn kpageflags_read(&mut self, o: u64, b: &mut [u8]) -> Result<usize, sys::SysError> {
+        self.0.kpageflags_read(o, b)
+    }
+    fn syscalls(&self) -> u64 {
+        self.0.syscalls()
+    }
+}
+
 #[test]
 fn unsupported_actions_and_filters_are_refused_at_install() {
     let w = common::spawn_workload(8 << 20, 1 << 20, common::UNTIL_KILLED_MS);
@@ -149,15 +166,41 @@ fn unsupported_actions_and_filters_are_refused_at_install() {
         e.contains("schemes[0].action") && e.contains("willneed/cold"),
         "{e}"
     );
-    let mut young = Scheme::new(any(), Action::Cold);
-    young.filters.push(Filter {
-        kind: FilterKind::Young,
-        matching: true,
-        allow: false,
-    });
-    let e = err(young);
+    let filtered = |kind| {
+        let mut s = Scheme::new(any(), Action::Cold);
+        s.filters.push(Filter {
+            kind,
+            matching: true,
+            allow: false,
+        });
+        s
+    };
+    // the folio filters are decided (from kpageflags, kpagecgroup, page_idle)
+    for kind in [
+        FilterKind::Young,
+        FilterKind::Active,
+        FilterKind::Memcg { memcg_id: 1 },
+        FilterKind::HugepageSize {
+            min: 0,
+            max: 1 << 21,
+        },
+    ] {
+        assert!(
+            Kdamond::new(ctx_with(fake_ops(), w.pid, vec![filtered(kind)])).is_ok(),
+            "{kind:?}"
+        );
+    }
+    // memcg needs /proc/kpagecgroup (CONFIG_MEMCG)
+    let no_memcg = VaddrOps::with_io(false, Box::new(NoKpagecgroup(FakePhysMem::new(1 << 16))));
+    let e = Kdamond::new(ctx_with(
+        no_memcg,
+        w.pid,
+        vec![filtered(FilterKind::Memcg { memcg_id: 1 })],
+    ))
+    .unwrap_err()
+    .to_string();
     assert!(
-        e.contains("schemes[0].filters[0]") && e.contains("young"),
+        e.contains("schemes[0].filters[0]") && e.contains("kpagecgroup"),
         "{e}"
     );
     // on the calling process itself, hugepage is fine

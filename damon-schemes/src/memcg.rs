@@ -46,6 +46,49 @@ pub fn memory_hierarchies(mountinfo: &str) -> Vec<String> {
     out
 }
 
+/// This system's memory hierarchies: the mounts [`memory_hierarchies`]
+/// finds in `/proc/self/mountinfo`, less the cgroup2 mounts whose
+/// `cgroup.controllers` lacks `memory` (the memory controller is then in a
+/// v1 hierarchy, as on hosts that mount both).
+pub fn memory_roots() -> Vec<String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    memory_hierarchies(&mountinfo)
+        .into_iter()
+        .filter(|r| {
+            let controllers = Path::new(r).join("cgroup.controllers");
+            !controllers.exists()
+                || std::fs::read_to_string(controllers)
+                    .is_ok_and(|c| c.split_whitespace().any(|w| w == "memory"))
+        })
+        .collect()
+}
+
+/// The memory cgroup directory of this process: its path in
+/// `/proc/self/cgroup` (the v1 `memory` line, or the v2 `0::` line) under
+/// the matching hierarchy of [`memory_roots`].
+pub fn own_memcg_dir() -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let roots = memory_roots();
+    for line in text.lines() {
+        let mut it = line.splitn(3, ':');
+        let (_, controllers, path) = (it.next()?, it.next()?, it.next()?);
+        let v1 = controllers.split(',').any(|c| c == "memory");
+        if !v1 && !controllers.is_empty() {
+            continue;
+        }
+        for r in &roots {
+            let is_v2 = Path::new(r).join("cgroup.controllers").exists();
+            if is_v2 != v1 {
+                let dir = Path::new(r).join(path.trim_start_matches('/'));
+                if dir.join("memory.numa_stat").exists() || dir.is_dir() {
+                    return Some(dir);
+                }
+            }
+        }
+    }
+    None
+}
+
 /// Undoes mountinfo's octal escapes (`\040` for a space).
 fn unescape_mount_path(s: &str) -> String {
     let b = s.as_bytes();
@@ -209,10 +252,7 @@ mod tests {
 
     #[test]
     fn this_machine_finds_its_root_memcg() {
-        let Ok(t) = std::fs::read_to_string("/proc/self/mountinfo") else {
-            return;
-        };
-        let roots = memory_hierarchies(&t);
+        let roots = memory_roots();
         if !damon_core::testing::skip::require(
             !roots.is_empty(),
             "this_machine_finds_its_root_memcg",

@@ -305,9 +305,7 @@ fn memcg_dir(id: u64) -> Option<std::path::PathBuf> {
             return Some(p);
         }
     }
-    let roots = crate::memcg::memory_hierarchies(
-        &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
-    );
+    let roots = crate::memcg::memory_roots();
     let found = crate::memcg::find_memcg_dir(&roots, id);
     MEMCG_DIRS.with(|m| {
         let mut m = m.borrow_mut();

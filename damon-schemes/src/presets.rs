@@ -14,8 +14,9 @@
 //!   deactivates pages, `MADV_WILLNEED` faults in and readies them).
 //! * `skip_anon` becomes an `anon` page-level filter, which the vaddr
 //!   backend evaluates from pagemap. `filter_young_pages` becomes `young`
-//!   filters, which no backend evaluates yet: a context with them is
-//!   refused when it starts, naming the filter.
+//!   filters, which vaddr and paddr evaluate per folio from the idle
+//!   bitmap; the simulation refuses them when the context starts, naming
+//!   the filter.
 
 use damon_core::damos::{
     AccessPattern, Action, Filter, FilterKind, GoalMetric, Quota, QuotaGoal, Scheme, Watermarks,

@@ -13,14 +13,17 @@ pub(super) fn scheme_json(s: &Scheme, path: &str) -> Result<Value, DamoError> {
         .iter()
         .enumerate()
         .map(|(j, f)| {
+            let mut memcg_path = Value::Null;
             let (addr, tidx, hp) = match f.kind {
                 FilterKind::Addr(r) => (range_json(&r), Value::Null, Value::Null),
                 FilterKind::Target { target_idx } => (Value::Null, json!(target_idx), Value::Null),
-                FilterKind::HugepageSize { min, max } => (Value::Null, Value::Null, json!([min, max])),
+                FilterKind::HugepageSize { min, max } => {
+                    (Value::Null, Value::Null, json!([min, max]))
+                }
                 FilterKind::Memcg { memcg_id } => {
-                    return Err(DamoError::Unsupported(format!(
-                        "{path}.filters[{j}]: memcg filter {memcg_id}: damo names cgroups by path, not id"
-                    )))
+                    let jp = format!("{path}.filters[{j}]");
+                    memcg_path = json!(super::memcg_path::path_of_id(memcg_id, &jp)?);
+                    (Value::Null, Value::Null, Value::Null)
                 }
                 _ => (Value::Null, Value::Null, Value::Null),
             };
@@ -28,7 +31,7 @@ pub(super) fn scheme_json(s: &Scheme, path: &str) -> Result<Value, DamoError> {
                 "filter_type": f.kind.name(),
                 "matching": f.matching,
                 "allow": f.allow,
-                "memcg_path": null,
+                "memcg_path": memcg_path,
                 "address_range": addr,
                 "damon_target_idx": tidx,
                 "hugepage_size": hp,
@@ -39,17 +42,24 @@ pub(super) fn scheme_json(s: &Scheme, path: &str) -> Result<Value, DamoError> {
         .quota
         .goals
         .iter()
-        .map(|g| {
-            json!({
+        .enumerate()
+        .map(|(j, g)| {
+            let memcg_path = if g.metric.uses_memcg() {
+                let jp = format!("{path}.quotas.goals[{j}]");
+                json!(super::memcg_path::path_of_id(g.memcg_id, &jp)?)
+            } else {
+                Value::Null
+            };
+            Ok(json!({
                 "metric": GoalMetric::name(g.metric),
                 "complement": false,
                 "nid": g.nid,
-                "memcg_path": null,
+                "memcg_path": memcg_path,
                 "target_value": g.target_value,
                 "current_value": g.current_value,
-            })
+            }))
         })
-        .collect();
+        .collect::<Result<_, DamoError>>()?;
     let q = &s.quota;
     let w = &s.wmarks;
     let st = &s.stat;
@@ -148,7 +158,8 @@ pub(super) fn context_json(c: &ContextParams, path: &str) -> Result<Value, DamoE
 /// Writes `cfg` as damo's kdamonds JSON (plain numbers; access pattern
 /// bounds as `"N samples"` and `"N aggr_intervals"`), which
 /// [`parse_kdamonds`] and damo both read back. Fails only for parameters
-/// damo's format cannot express (memcg filters by id).
+/// damo's format cannot express (a memory cgroup id that names no
+/// cgroup on this machine, as damo names cgroups by path).
 pub fn save_kdamonds(cfg: &KdamondsConfig) -> Result<String, DamoError> {
     let kds = cfg
         .kdamonds

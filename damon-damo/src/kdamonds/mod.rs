@@ -48,9 +48,11 @@
 //! `kdamonds[0].contexts[0].schemes[1].quotas.time_ms: expected a
 //! non-negative integer or a time string (e.g. "5 ms"), got "ten"`.
 //! damo features this crate cannot honour are refused the same way rather
-//! than dropped: `probes`, non-default `sample_control`, `dests`, memcg
-//! filters (damo names a cgroup path; [`FilterKind::Memcg`] takes an id),
-//! quota goal `complement`/`memcg_path`.
+//! than dropped: `probes`, non-default `sample_control`, `dests`, quota
+//! goal `complement`. A `memcg_path` (of a memcg filter or a memcg goal)
+//! is resolved to the cgroup's id ([`FilterKind::Memcg`], `QuotaGoal::memcg_id`)
+//! on this machine, and saved back as its path; a path that names no memory
+//! cgroup here is an error naming it.
 //!
 //! The sysfs spelling `monitoring_attrs: {intervals: {sample_us, aggr_us,
 //! update_us}, nr_regions}` is accepted in place of damo's `intervals` and
@@ -193,6 +195,7 @@ impl ContextParams {
 }
 
 mod emit;
+mod memcg_path;
 mod parse;
 mod parse_scheme;
 #[cfg(test)]

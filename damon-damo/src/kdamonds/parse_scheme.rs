@@ -122,15 +122,12 @@ pub(super) fn parse_goal(v: &Value, path: &str) -> Result<QuotaGoal, DamoError> 
     let mp = o.child("metric");
     let mv = o.req("metric")?;
     let m = value::string(mv, &mp)?;
-    let metric = GoalMetric::from_name(m).ok_or_else(|| match m {
-        "node_memcg_used_bp" | "node_memcg_free_bp" | "node_eligible_mem_bp" => {
-            DamoError::Unsupported(format!("{mp}: quota goal metric {m:?} is not supported"))
-        }
-        _ => expected(
+    let metric = GoalMetric::from_name(m).ok_or_else(|| {
+        expected(
             &mp,
-            "a goal metric (user_input, some_mem_psi_us, node_mem_used_bp, node_mem_free_bp, active_mem_bp, inactive_mem_bp)",
+            "a goal metric (user_input, some_mem_psi_us, node_mem_used_bp, node_mem_free_bp, node_memcg_used_bp, node_memcg_free_bp, active_mem_bp, inactive_mem_bp, node_eligible_mem_bp, hugepage_mem_bp)",
             mv,
-        ),
+        )
     })?;
     if opt_or(&o, "complement", false, boolean)? {
         return Err(DamoError::Unsupported(format!(
@@ -138,12 +135,15 @@ pub(super) fn parse_goal(v: &Value, path: &str) -> Result<QuotaGoal, DamoError> 
             o.child("complement")
         )));
     }
-    if o.opt("memcg_path").is_some() {
-        return Err(DamoError::Unsupported(format!(
-            "{}: memcg goals are not supported",
-            o.child("memcg_path")
-        )));
-    }
+    let cp = o.child("memcg_path");
+    let memcg_id = match (metric.uses_memcg(), o.opt("memcg_path")) {
+        (true, Some(p)) => super::memcg_path::id_of_path(value::string(p, &cp)?, &cp)?,
+        (true, None) => return Err(value::err(&cp, "required by a memcg goal metric")),
+        (false, Some(p)) if !is_zero_fill(p) => {
+            return Err(value::err(&cp, format!("not used by {m} (must be null)")))
+        }
+        (false, _) => 0,
+    };
     let tp = o.child("target_value");
     let tv = o.req("target_value")?;
     let target_value = match metric {
@@ -156,7 +156,7 @@ pub(super) fn parse_goal(v: &Value, path: &str) -> Result<QuotaGoal, DamoError> 
         target_value,
         current_value: opt_or(&o, "current_value", 0, value::nr)?,
         nid: opt_or(&o, "nid", 0, value::int_i32)?,
-        memcg_id: 0,
+        memcg_id,
     })
 }
 
@@ -321,55 +321,55 @@ pub(super) fn parse_filter(v: &Value, path: &str) -> Result<Filter, DamoError> {
             ));
         }
     }
-    let kind = match ty {
-        "anon" => FilterKind::Anon,
-        "active" => FilterKind::Active,
-        "young" => FilterKind::Young,
-        "unmapped" => FilterKind::Unmapped,
-        "memcg" => {
-            return Err(DamoError::Unsupported(format!(
-                "{}: memcg filters name a cgroup path, which this crate cannot resolve (its memcg filter takes a cgroup id)",
-                o.child("memcg_path")
-            )))
-        }
-        "addr" => FilterKind::Addr(parse_range(
-            o.req("address_range")?,
-            &o.child("address_range"),
-        )?),
-        "target" => FilterKind::Target {
-            target_idx: usize::try_from(value::nr(
-                o.req("damon_target_idx")?,
-                &o.child("damon_target_idx"),
-            )?)
-            .map_err(|_| value::err(&o.child("damon_target_idx"), "out of range"))?,
-        },
-        "hugepage_size" => {
-            let hp = o.child("hugepage_size");
-            let hv = o.req("hugepage_size")?;
-            let arr = array(hv, &hp)?;
-            if arr.len() != 2 {
-                return Err(expected(&hp, "[min, max]", hv));
+    let kind =
+        match ty {
+            "anon" => FilterKind::Anon,
+            "active" => FilterKind::Active,
+            "young" => FilterKind::Young,
+            "unmapped" => FilterKind::Unmapped,
+            "memcg" => {
+                let cp = o.child("memcg_path");
+                let p = value::string(o.req("memcg_path")?, &cp)?;
+                FilterKind::Memcg {
+                    memcg_id: super::memcg_path::id_of_path(p, &cp)?,
+                }
             }
-            let min = value::bytes(&arr[0], &format!("{hp}[0]"))?;
-            let max = value::bytes(&arr[1], &format!("{hp}[1]"))?;
-            if min > max {
-                return Err(value::err(&hp, format!("min {min} > max {max}")));
+            "addr" => FilterKind::Addr(parse_range(
+                o.req("address_range")?,
+                &o.child("address_range"),
+            )?),
+            "target" => FilterKind::Target {
+                target_idx: usize::try_from(value::nr(
+                    o.req("damon_target_idx")?,
+                    &o.child("damon_target_idx"),
+                )?)
+                .map_err(|_| value::err(&o.child("damon_target_idx"), "out of range"))?,
+            },
+            "hugepage_size" => {
+                let hp = o.child("hugepage_size");
+                let hv = o.req("hugepage_size")?;
+                let arr = array(hv, &hp)?;
+                if arr.len() != 2 {
+                    return Err(expected(&hp, "[min, max]", hv));
+                }
+                let min = value::bytes(&arr[0], &format!("{hp}[0]"))?;
+                let max = value::bytes(&arr[1], &format!("{hp}[1]"))?;
+                if min > max {
+                    return Err(value::err(&hp, format!("min {min} > max {max}")));
+                }
+                FilterKind::HugepageSize { min, max }
             }
-            FilterKind::HugepageSize { min, max }
-        }
-        "probe_hits_wsum" => {
-            return Err(DamoError::Unsupported(format!(
-                "{tp}: probe_hits_wsum filters are not supported"
-            )))
-        }
-        _ => {
-            return Err(expected(
+            "probe_hits_wsum" => {
+                return Err(DamoError::Unsupported(format!(
+                    "{tp}: probe_hits_wsum filters are not supported"
+                )))
+            }
+            _ => return Err(expected(
                 &tp,
                 "a filter type (anon, active, memcg, young, hugepage_size, unmapped, addr, target)",
                 tv,
-            ))
-        }
-    };
+            )),
+        };
     Ok(Filter {
         kind,
         matching,

@@ -256,9 +256,12 @@ fn attribute_errors_name_their_path() {
 #[test]
 fn unsupported_features_are_refused() {
     let e = err_of(&wrap_scheme(
-        r#"{"filters": [{"filter_type": "memcg", "matching": true, "memcg_path": "/a"}]}"#,
+        r#"{"filters": [{"filter_type": "memcg", "matching": true, "memcg_path": "/no/such/udamon"}]}"#,
     ));
-    assert!(e.contains("filters[0].memcg_path: memcg filters"), "{e}");
+    assert!(
+        e.contains("filters[0].memcg_path") && e.contains("no memory cgroup"),
+        "{e}"
+    );
     let e = err_of(&wrap_scheme(r#"{"dests": [{"id": 0, "weight": 1}]}"#));
     assert!(e.contains("schemes[1].dests"), "{e}");
     let e = err_of(&wrap_ctx(r#"{"ops": "paddr", "probes": [{}]}"#));
@@ -266,7 +269,49 @@ fn unsupported_features_are_refused() {
     let e = err_of(&wrap_scheme(
         r#"{"quotas": {"goals": [{"metric": "node_memcg_used_bp", "target_value": 1, "current_value": 0}]}}"#,
     ));
-    assert!(e.contains("goals[0].metric"), "{e}");
+    assert!(e.contains("goals[0].memcg_path: required"), "{e}");
+}
+
+/// This process's memory cgroup as damo names it, if it has one.
+fn own_memcg() -> Option<(String, u64)> {
+    let dir = damon_schemes::memcg::own_memcg_dir()?;
+    let id = damon_schemes::memcg::memcg_id_of(&dir).ok()?;
+    let root = damon_schemes::memcg::memory_roots()
+        .into_iter()
+        .find(|r| dir.starts_with(r))?;
+    let rel = dir.strip_prefix(&root).ok()?;
+    Some((format!("/{}", rel.display()), id))
+}
+
+#[test]
+fn memcg_paths_resolve_to_ids_and_back() {
+    let Some((path, id)) = own_memcg() else {
+        damon_core::testing::skip::require(
+            false,
+            "memcg_paths_resolve_to_ids_and_back",
+            "no memory cgroup hierarchy",
+        );
+        return;
+    };
+    let t = wrap_scheme(&format!(
+        r#"{{"filters": [{{"filter_type": "memcg", "matching": true, "allow": true, "memcg_path": "{path}"}}],
+            "quotas": {{"reset_interval_ms": 1000, "goals": [{{"metric": "node_memcg_free_bp", "target_value": "50%", "nid": 0, "memcg_path": "{path}"}}]}}}}"#
+    ));
+    let cfg = parse_kdamonds(&t).expect("own cgroup resolves");
+    let s = &cfg.kdamonds[0].contexts[0].schemes[1];
+    assert_eq!(s.filters[0].kind, FilterKind::Memcg { memcg_id: id });
+    let g = s.quota.goals[0];
+    assert_eq!(
+        (g.metric, g.memcg_id, g.target_value),
+        (GoalMetric::NodeMemcgFreeBp, id, 5000)
+    );
+    let saved = save_kdamonds(&cfg).expect("saves");
+    assert_eq!(parse_kdamonds(&saved).expect("round trip"), cfg);
+    assert!(
+        saved.contains(&format!("\"memcg_path\": \"{path}\""))
+            || saved.contains(&format!("\"memcg_path\":\"{path}\"")),
+        "{saved}"
+    );
 }
 
 #[test]
@@ -445,10 +490,12 @@ fn contexts_convert_both_ways() {
 }
 
 #[test]
-fn memcg_filters_cannot_be_saved() {
+fn memcg_filters_of_missing_cgroups_cannot_be_saved() {
     let mut cfg = rich();
     cfg.kdamonds[0].contexts[0].schemes[0].filters.push(Filter {
-        kind: FilterKind::Memcg { memcg_id: 7 },
+        kind: FilterKind::Memcg {
+            memcg_id: u64::MAX - 3,
+        },
         matching: true,
         allow: true,
     });
