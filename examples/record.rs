@@ -21,7 +21,7 @@ use damon_core::{
     damon_select_ops, damon_start, Context, Kdamond, RealClock, SimOps, Target, VirtualClock,
 };
 use damon_damo::kdamonds::damo_default_attrs;
-use damon_damo::{write_record_file, RecordFormat, Recorder};
+use damon_damo::{RecordFormat, RecordWriter, Recorder};
 use damon_examples::cli::{self, check_pid, interrupt_flag, parse_sim};
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -166,16 +166,17 @@ fn run(args: &Args) -> Result<(), String> {
     damon_ops_paddr::register();
     let mut ctx = build_context(args)?;
     let duration_us = (args.duration * 1e6) as u64;
-    // Fail now, not after the whole recording, if the output cannot be made.
-    std::fs::File::create(&args.out)
-        .map_err(|e| format!("cannot create the output {}: {e}", args.out.display()))?;
+    // Fail now, not after the whole recording, if the output cannot be
+    // made; snapshots are written as they are taken (memory for one).
+    let writer = RecordWriter::create(&args.out, format)
+        .map_err(|e| format!("cannot create the output {e}"))?;
     // Ctrl-C, SIGTERM or SIGHUP end the recording early; what was recorded
     // is written as a complete record (a second signal aborts).
     let interrupt = interrupt_flag();
 
-    let records = if args.virtual_time {
+    let summary = if args.virtual_time {
         ctx.clock = Some(Arc::new(VirtualClock::new()));
-        let rec = Recorder::new().install(&mut ctx);
+        let rec = Recorder::new().with_writer(writer).install(&mut ctx);
         let si = ctx.attrs.sample_interval;
         let mut kd = Kdamond::new(ctx).map_err(|e| e.to_string())?;
         kd.init().map_err(|e| e.to_string())?;
@@ -202,10 +203,11 @@ fn run(args: &Args) -> Result<(), String> {
         }
         drop(kd.terminate());
         let mut r = rec.lock();
-        r.take_records()
+        r.finish()
     } else {
         let rec = Recorder::new()
             .with_clock(Arc::new(RealClock::new()))
+            .with_writer(writer)
             .install(&mut ctx);
         let handles = damon_start(vec![ctx], false).map_err(|e| e.to_string())?;
         let h = &handles[0];
@@ -231,22 +233,24 @@ fn run(args: &Args) -> Result<(), String> {
         }
         h.stop();
         let mut r = rec.lock();
-        r.take_records()
+        r.finish()
     };
     if std::io::stderr().is_terminal() {
         eprintln!();
     }
-    let nr = records.first().map_or(0, |r| r.snapshots.len());
-    if nr == 0 {
+    let summary = summary
+        .map_err(|e| format!("writing {}: {e}", args.out.display()))?
+        .ok_or("the recorder had no writer")?;
+    if summary.nr_snapshots == 0 {
         let _ = std::fs::remove_file(&args.out);
         return Err(
             "no snapshot was taken (is the duration shorter than one aggregation interval?)".into(),
         );
     }
-    write_record_file(&args.out, &records, format).map_err(|e| e.to_string())?;
     eprintln!(
-        "record: wrote {nr} snapshots of {} target(s) to {} ({format})",
-        records.len(),
+        "record: wrote {} snapshots of {} target(s) to {} ({format})",
+        summary.nr_snapshots,
+        summary.nr_records,
         args.out.display()
     );
     Ok(())

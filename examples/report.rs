@@ -13,8 +13,8 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use damon_damo::{
-    access, heatmap, read_record_file, wss, AccessOptions, DamoError, HeatmapOptions, WssOptions,
-    WssSort,
+    access, heatmap_of, read_record_file, wss_of, AccessOptions, DamoError, HeatmapOptions,
+    RecordFile, WssOptions, WssSort,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -118,13 +118,16 @@ fn pair<T: Copy>(v: &Option<Vec<T>>) -> Option<(T, T)> {
     })
 }
 
+/// An error reading `f`, naming the file once.
+fn report_error(f: &std::path::Path, e: DamoError) -> String {
+    match e {
+        DamoError::Io { .. } => e.to_string(),
+        _ => format!("{}: {e}", f.display()),
+    }
+}
+
 fn run(args: Args) -> Result<(), String> {
-    let read = |f: &PathBuf| {
-        read_record_file(f).map_err(|e| match e {
-            DamoError::Io { .. } => e.to_string(),
-            _ => format!("{}: {e}", f.display()),
-        })
-    };
+    let read = |f: &PathBuf| read_record_file(f).map_err(|e| report_error(f, e));
     match args.kind {
         Kind::Wss {
             file,
@@ -136,7 +139,8 @@ fn run(args: Args) -> Result<(), String> {
             all_wss,
             output,
         } => {
-            let records = read(&file)?;
+            // streamed: memory for one snapshot, however long the record
+            let records = RecordFile::new(&file);
             let opts = WssOptions {
                 sort_by: match sortby {
                     SortBy::Size => WssSort::Size,
@@ -147,7 +151,7 @@ fn run(args: Args) -> Result<(), String> {
                 collapse_targets: !per_target,
                 ..WssOptions::default()
             };
-            let rep = wss(&records, &opts);
+            let rep = wss_of(&records, &opts).map_err(|e| report_error(&file, e))?;
             let mut text = rep.to_text(raw_number);
             if all_wss {
                 for d in &rep.dists {
@@ -170,7 +174,7 @@ fn run(args: Args) -> Result<(), String> {
             address_range,
             tid,
         } => {
-            let records = read(&file)?;
+            let records = RecordFile::new(&file);
             let image = output.ends_with(".png");
             if !image && output != "stdout" && output != "raw" {
                 return Err(format!(
@@ -183,7 +187,7 @@ fn run(args: Args) -> Result<(), String> {
                 addr_range: pair(&address_range),
                 resolution: pair(&resol).unwrap_or(if image { (500, 500) } else { (40, 80) }),
             };
-            let map = heatmap(&records, &opts).map_err(|e| e.to_string())?;
+            let map = heatmap_of(&records, &opts).map_err(|e| report_error(&file, e))?;
             if image {
                 let png = map.to_png().map_err(|e| e.to_string())?;
                 std::fs::write(&output, png).map_err(|e| format!("{output}: {e}"))?;

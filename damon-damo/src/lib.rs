@@ -52,13 +52,13 @@ pub mod wss;
 pub use error::DamoError;
 
 pub use access::{access, AccessOptions, AccessReport};
-pub use heatmap::{heatmap, Heatmap, HeatmapOptions};
+pub use heatmap::{heatmap, heatmap_of, Heatmap, HeatmapOptions};
 pub use kdamonds::{
     parse_kdamonds, save_kdamonds, ContextParams, KdamondParams, KdamondsConfig, TargetParams,
 };
 pub use record::{
     encode, parse_record, read_record_file, write_json, write_json_compressed, write_perf_script,
-    write_record_file, Record, RecordFormat, RecordIntervals, RecordRegion, Recorder,
-    SharedRecorder, Snapshot,
+    write_record_file, Record, RecordFile, RecordFormat, RecordIntervals, RecordMeta, RecordRegion,
+    RecordWriter, Recorder, SharedRecorder, Snapshot, SnapshotSource, WriteSummary,
 };
-pub use wss::{wss, WssDist, WssOptions, WssReport, WssSort};
+pub use wss::{wss, wss_of, WssDist, WssOptions, WssReport, WssSort};

@@ -15,7 +15,8 @@
 //!   up per snapshot index and reported as target 0.
 
 use crate::fmt::format_sz;
-use crate::record::{Record, Snapshot};
+use crate::record::{Record, Snapshot, SnapshotSource};
+use crate::DamoError;
 
 /// Order of the working set sizes in the distribution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -213,42 +214,73 @@ fn aggregate_general(snapshots: &[&Snapshot]) -> Vec<MergedRegion> {
     merged
 }
 
-/// damo's `adjusted_snapshots`: groups consecutive snapshots until a group
-/// spans at least `work_time_us`; a trailing shorter group is dropped.
-pub(crate) fn adjusted_snapshots(
-    snapshots: &[Snapshot],
-    work_time_us: u64,
-) -> Vec<Vec<MergedRegion>> {
-    let mut out = Vec::new();
-    let mut group: Vec<&Snapshot> = Vec::new();
-    let min_ns = i128::from(work_time_us) * 1000;
-    for s in snapshots {
-        group.push(s);
-        let span = i128::from(group[group.len() - 1].end_time) - i128::from(group[0].start_time);
-        if span >= min_ns {
-            out.push(aggregate_snapshots(&group));
-            group.clear();
+/// One record's state while its snapshots stream by: damo's
+/// `adjusted_snapshots` (consecutive snapshots grouped until a group spans
+/// at least `work_time_us`; a trailing shorter group is dropped) and the
+/// working set size of each group.
+#[derive(Debug, Default)]
+struct RecordWss {
+    target_id: u64,
+    skip_left: usize,
+    group: Vec<Snapshot>,
+    values: Vec<u64>,
+}
+
+impl RecordWss {
+    fn push(&mut self, s: &Snapshot, opts: &WssOptions) {
+        if self.skip_left > 0 {
+            self.skip_left -= 1;
+            return;
         }
+        self.group.push(s.clone());
+        let span = i128::from(s.end_time) - i128::from(self.group[0].start_time);
+        if span < i128::from(opts.work_time_us) * 1000 {
+            return;
+        }
+        let refs: Vec<&Snapshot> = self.group.iter().collect();
+        let value = aggregate_snapshots(&refs)
+            .iter()
+            .filter(|g| g.samples >= u64::from(opts.acc_thres))
+            .map(|g| g.end.saturating_sub(g.start))
+            .filter(|&sz| sz >= opts.sz_thres)
+            .sum();
+        self.values.push(value);
+        self.group.clear();
     }
-    out
 }
 
 /// The working set size report of `records` (see the module docs).
 pub fn wss(records: &[Record], opts: &WssOptions) -> WssReport {
+    match wss_of(records, opts) {
+        Ok(r) => r,
+        // walking a slice fails only if the callback does, which it does not
+        Err(_) => WssReport { dists: Vec::new() },
+    }
+}
+
+/// [`wss()`] of any snapshot source, e.g. a [`crate::record::RecordFile`]
+/// streamed from disk: memory for one snapshot (one merge group) and one
+/// number per snapshot, whatever the record's length.
+pub fn wss_of<S: SnapshotSource + ?Sized>(
+    source: &S,
+    opts: &WssOptions,
+) -> Result<WssReport, DamoError> {
+    let mut recs: Vec<RecordWss> = Vec::new();
+    source.for_each_snapshot(&mut |meta, s| {
+        while recs.len() <= meta.index {
+            recs.push(RecordWss {
+                skip_left: opts.exclude_samples,
+                ..RecordWss::default()
+            });
+        }
+        let r = &mut recs[meta.index];
+        r.target_id = meta.target_id;
+        r.push(s, opts);
+        Ok(())
+    })?;
     let mut per_target: Vec<(u64, Vec<u64>)> = Vec::new();
-    for r in records {
-        let skip = opts.exclude_samples.min(r.snapshots.len());
-        let mut dist: Vec<u64> = adjusted_snapshots(&r.snapshots[skip..], opts.work_time_us)
-            .iter()
-            .map(|regions| {
-                regions
-                    .iter()
-                    .filter(|g| g.samples >= u64::from(opts.acc_thres))
-                    .map(|g| g.end.saturating_sub(g.start))
-                    .filter(|&sz| sz >= opts.sz_thres)
-                    .sum()
-            })
-            .collect();
+    for r in recs {
+        let mut dist = r.values;
         if opts.sort_by == WssSort::Size {
             dist.sort_unstable();
         }
@@ -291,7 +323,7 @@ pub fn wss(records: &[Record], opts: &WssOptions) -> WssReport {
             }
         })
         .collect();
-    WssReport { dists }
+    Ok(WssReport { dists })
 }
 
 #[cfg(test)]

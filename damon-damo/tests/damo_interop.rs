@@ -307,6 +307,26 @@ fn damo_reports_our_records_like_we_do() {
     let d = &wss(&records, &dflt).dists[0];
     assert!(d.percentiles.first().unwrap().1 < d.percentiles.last().unwrap().1);
 
+    // written as recorded (the streaming writer's compact JSON, joined
+    // from per-target parts): damo reads it as it reads the above
+    let streamed = dir.join("streamed.data");
+    let mut w = damon_damo::RecordWriter::create(&streamed, RecordFormat::JsonCompressed).unwrap();
+    for (i, r) in records.iter().enumerate() {
+        for s in &r.snapshots {
+            w.push(&damon_damo::RecordMeta::of(i, r), s).unwrap();
+        }
+    }
+    w.finish().unwrap();
+    compare_wss(T, &damo, &streamed, &records, &[], &dflt);
+    compare_wss(
+        T,
+        &damo,
+        &streamed,
+        &records,
+        &["--sortby", "time"],
+        &by_time,
+    );
+
     // perf_script: damo and we both parse the text
     let p = dir.join("damon.perf_script");
     std::fs::write(&p, encode(&records, RecordFormat::PerfScript)).unwrap();

@@ -22,7 +22,7 @@
 //! between gaps that every snapshot shows).
 
 use super::fmt::{format_sz, format_time_ns};
-use super::record::{Record, RecordIntervals, Snapshot};
+use super::record::{Record, RecordIntervals, Snapshot, SnapshotSource};
 use crate::DamoError;
 
 /// Options of [`heatmap()`].
@@ -282,94 +282,111 @@ fn overlapping_gaps(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// What the first pass learns of every target (damo's guide, before the
+/// contiguous ranges get their heat).
+struct GuideAcc {
+    tid: u64,
+    start: i128,
+    end: u64,
+    lowest: Option<u64>,
+    highest: Option<u64>,
+    gaps: Vec<(u64, u64)>,
+}
+
+impl GuideAcc {
+    fn add(&mut self, s: &Snapshot) {
+        self.end = s.end_time;
+        let mut gaps = Vec::new();
+        let mut last_end: Option<u64> = None;
+        for g in &s.regions {
+            self.lowest = Some(self.lowest.map_or(g.start, |l| l.min(g.start)));
+            self.highest = Some(self.highest.map_or(g.end, |h| h.max(g.end)));
+            if let Some(le) = last_end {
+                if le != g.start {
+                    gaps.push((le, g.start));
+                }
+            }
+            last_end = Some(g.end);
+        }
+        self.gaps = if self.gaps.is_empty() {
+            gaps
+        } else {
+            overlapping_gaps(&self.gaps, &gaps)
+        };
+    }
+
+    fn into_guide(self) -> Guide {
+        let (lo, hi) = (self.lowest.unwrap_or(0), self.highest.unwrap_or(0));
+        let mut contig = Vec::new();
+        let mut from = lo;
+        for (gs, ge) in &self.gaps {
+            contig.push((from, *gs, 0.0));
+            from = *ge;
+        }
+        contig.push((from, hi, 0.0));
+        Guide {
+            target_id: self.tid,
+            start_time: self.start,
+            end_time: self.end,
+            contig,
+        }
+    }
+}
+
 /// damo's guide for every target, widest address space first.
 pub fn guides(records: &[Record]) -> Vec<Guide> {
-    struct Acc {
-        tid: u64,
-        start: i128,
-        end: u64,
-        lowest: Option<u64>,
-        highest: Option<u64>,
-        gaps: Vec<(u64, u64)>,
-    }
-    let mut accs: Vec<Acc> = Vec::new();
-    for r in records {
-        let aggr_ns = r.intervals.map(|iv| i128::from(iv.aggr_us) * 1000);
-        for s in &r.snapshots {
-            let idx = match accs.iter().position(|a| a.tid == r.target_id) {
-                Some(i) => i,
-                None => {
-                    let oldest_age = s.regions.iter().map(|g| g.age).max().unwrap_or(0);
-                    let start = i128::from(s.start_time)
-                        - aggr_ns.map_or(0, |a| a * i128::from(oldest_age));
-                    accs.push(Acc {
-                        tid: r.target_id,
-                        start,
-                        end: s.end_time,
-                        lowest: None,
-                        highest: None,
-                        gaps: Vec::new(),
-                    });
-                    accs.len() - 1
-                }
-            };
-            let acc = &mut accs[idx];
-            acc.end = s.end_time;
-            let mut gaps = Vec::new();
-            let mut last_end: Option<u64> = None;
-            for g in &s.regions {
-                acc.lowest = Some(acc.lowest.map_or(g.start, |l| l.min(g.start)));
-                acc.highest = Some(acc.highest.map_or(g.end, |h| h.max(g.end)));
-                if let Some(le) = last_end {
-                    if le != g.start {
-                        gaps.push((le, g.start));
-                    }
-                }
-                last_end = Some(g.end);
-            }
-            acc.gaps = if acc.gaps.is_empty() {
-                gaps
-            } else {
-                overlapping_gaps(&acc.gaps, &gaps)
-            };
+    guides_of(records).map(|(g, _)| g).unwrap_or_default()
+}
+
+/// [`guides()`] of any snapshot source (two passes), with whether each
+/// record has intervals.
+fn guides_of<S: SnapshotSource + ?Sized>(source: &S) -> Result<(Vec<Guide>, Vec<bool>), DamoError> {
+    let mut accs: Vec<GuideAcc> = Vec::new();
+    let mut has_iv: Vec<bool> = Vec::new();
+    source.for_each_snapshot(&mut |meta, s| {
+        if has_iv.len() <= meta.index {
+            has_iv.resize(meta.index + 1, false);
         }
-    }
-    let mut out: Vec<Guide> = accs
-        .into_iter()
-        .map(|a| {
-            let (lo, hi) = (a.lowest.unwrap_or(0), a.highest.unwrap_or(0));
-            let mut contig = Vec::new();
-            let mut from = lo;
-            for (gs, ge) in &a.gaps {
-                contig.push((from, *gs, 0.0));
-                from = *ge;
+        has_iv[meta.index] = meta.intervals.is_some();
+        let aggr_ns = meta.intervals.map(|iv| i128::from(iv.aggr_us) * 1000);
+        let idx = match accs.iter().position(|a| a.tid == meta.target_id) {
+            Some(i) => i,
+            None => {
+                let oldest_age = s.regions.iter().map(|g| g.age).max().unwrap_or(0);
+                let start =
+                    i128::from(s.start_time) - aggr_ns.map_or(0, |a| a * i128::from(oldest_age));
+                accs.push(GuideAcc {
+                    tid: meta.target_id,
+                    start,
+                    end: s.end_time,
+                    lowest: None,
+                    highest: None,
+                    gaps: Vec::new(),
+                });
+                accs.len() - 1
             }
-            contig.push((from, hi, 0.0));
-            Guide {
-                target_id: a.tid,
-                start_time: a.start,
-                end_time: a.end,
-                contig,
-            }
-        })
-        .collect();
-    for g in &mut out {
-        for r in records.iter().filter(|r| r.target_id == g.target_id) {
-            for s in &r.snapshots {
-                for reg in s.regions.iter().filter(|x| x.nr_accesses != 0) {
-                    for c in &mut g.contig {
-                        if reg.end < c.0 || c.1 < reg.start {
-                            continue;
-                        }
-                        c.2 += reg.size() as f64 * f64::from(reg.nr_accesses);
-                    }
+        };
+        accs[idx].add(s);
+        Ok(())
+    })?;
+    let mut out: Vec<Guide> = accs.into_iter().map(GuideAcc::into_guide).collect();
+    source.for_each_snapshot(&mut |meta, s| {
+        let Some(g) = out.iter_mut().find(|g| g.target_id == meta.target_id) else {
+            return Ok(());
+        };
+        for reg in s.regions.iter().filter(|x| x.nr_accesses != 0) {
+            for c in &mut g.contig {
+                if reg.end < c.0 || c.1 < reg.start {
+                    continue;
                 }
+                c.2 += reg.size() as f64 * f64::from(reg.nr_accesses);
             }
         }
-    }
+        Ok(())
+    })?;
     // stable: equal spaces keep their first-seen order
     out.sort_by_key(|g| std::cmp::Reverse(g.total_space()));
-    out
+    Ok((out, has_iv))
 }
 
 /// Largest number of pixels [`heatmap()`] makes (16 Mi: 16384 x 1024).
@@ -377,12 +394,16 @@ pub const MAX_PIXELS: usize = 1 << 24;
 
 /// Builds the heatmap of `records` (see the module docs).
 pub fn heatmap(records: &[Record], opts: &HeatmapOptions) -> Result<Heatmap, DamoError> {
-    let with_iv = records.iter().filter(|r| r.intervals.is_some()).count();
-    if with_iv != 0 && with_iv != records.len() {
-        return Err(DamoError::Report(
-            "some records have intervals while some do not".into(),
-        ));
-    }
+    heatmap_of(records, opts)
+}
+
+/// [`heatmap()`] of any snapshot source, e.g. a [`crate::record::RecordFile`]
+/// streamed from disk: three passes (the guide, its heat, the pixels), the
+/// memory of one snapshot plus the pixels, whatever the record's length.
+pub fn heatmap_of<S: SnapshotSource + ?Sized>(
+    source: &S,
+    opts: &HeatmapOptions,
+) -> Result<Heatmap, DamoError> {
     let (time_resol, addr_resol) = opts.resolution;
     if time_resol == 0 || addr_resol == 0 {
         return Err(DamoError::Report("resolution must be at least 1x1".into()));
@@ -392,7 +413,15 @@ pub fn heatmap(records: &[Record], opts: &HeatmapOptions) -> Result<Heatmap, Dam
             "resolution {time_resol}x{addr_resol} exceeds {MAX_PIXELS} pixels"
         )));
     }
-    let all_guides = guides(records);
+    // three walks (the guide, its heat, the pixels): parse the source once
+    let source = &crate::record::Spooled::new(source);
+    let (all_guides, has_iv) = guides_of(source)?;
+    let with_iv = has_iv.iter().filter(|&&h| h).count();
+    if with_iv != 0 && with_iv != has_iv.len() {
+        return Err(DamoError::Report(
+            "some records have intervals while some do not".into(),
+        ));
+    }
     let tid = match opts.target_id {
         Some(t) => t,
         None => {
@@ -438,13 +467,14 @@ pub fn heatmap(records: &[Record], opts: &HeatmapOptions) -> Result<Heatmap, Dam
         heat_unit: if with_iv > 0 { "hz" } else { "samples" },
         pixels: vec![None; time_resol.saturating_mul(addr_resol)],
     };
-    let mut last: Option<&Snapshot> = None;
-    for r in records.iter().filter(|r| r.target_id == tid) {
-        for s in &r.snapshots {
-            add_heat(&mut map, s, last, r.intervals.as_ref());
-            last = Some(s);
+    let mut last_end: Option<u64> = None;
+    source.for_each_snapshot(&mut |meta, s| {
+        if meta.target_id == tid {
+            add_heat(&mut map, s, last_end, meta.intervals.as_ref());
+            last_end = Some(s.end_time);
         }
-    }
+        Ok(())
+    })?;
     Ok(map)
 }
 
@@ -453,12 +483,7 @@ fn idx_of(x: i128, start: i128, unit: u64) -> i128 {
     (x - start) / i128::from(unit)
 }
 
-fn add_heat(
-    map: &mut Heatmap,
-    s: &Snapshot,
-    last: Option<&Snapshot>,
-    iv: Option<&RecordIntervals>,
-) {
+fn add_heat(map: &mut Heatmap, s: &Snapshot, last_end: Option<u64>, iv: Option<&RecordIntervals>) {
     let addr_end = i128::from(map.addr_start) + i128::from(map.addr_unit) * map.addr_resol as i128;
     let area = map.time_unit as f64 * map.addr_unit as f64;
     let aggr_ns = iv.map(|iv| i128::from(iv.aggr_us) * 1000);
@@ -471,8 +496,8 @@ fn add_heat(
         if let Some(a) = aggr_ns {
             observe_start -= i128::from(g.age) * a;
         }
-        if let Some(l) = last {
-            observe_start = observe_start.max(i128::from(l.end_time));
+        if let Some(l) = last_end {
+            observe_start = observe_start.max(i128::from(l));
         }
         let heat_val = match aggr_s {
             Some(secs) if secs > 0.0 => f64::from(g.nr_accesses) / secs,

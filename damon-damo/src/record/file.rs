@@ -72,44 +72,64 @@ pub fn parse_record(data: &[u8]) -> Result<Vec<Record>, DamoError> {
 fn checked(records: Vec<Record>) -> Result<Vec<Record>, DamoError> {
     for (ri, rec) in records.iter().enumerate() {
         for (si, snap) in rec.snapshots.iter().enumerate() {
-            let at = format!("records[{ri}].snapshots[{si}]");
-            if snap.end_time < snap.start_time {
-                return Err(DamoError::Invalid {
-                    path: at,
-                    message: format!(
-                        "ends at {} ns, before it starts at {} ns",
-                        snap.end_time, snap.start_time
-                    ),
-                });
-            }
-            let mut spans: Vec<(u64, u64, usize)> = Vec::with_capacity(snap.regions.len());
-            for (gi, r) in snap.regions.iter().enumerate() {
-                if r.end < r.start {
-                    return Err(DamoError::Invalid {
-                        path: format!("{at}.regions[{gi}]"),
-                        message: format!(
-                            "ends at {:#x}, before it starts at {:#x}",
-                            r.end, r.start
-                        ),
-                    });
-                }
-                spans.push((r.start, r.end, gi));
-            }
-            spans.sort_unstable();
-            for w in spans.windows(2) {
-                if w[1].0 < w[0].1 {
-                    return Err(DamoError::Invalid {
-                        path: format!("{at}.regions[{}]", w[1].2),
-                        message: format!(
-                            "{:#x}-{:#x} overlaps regions[{}] {:#x}-{:#x}",
-                            w[1].0, w[1].1, w[0].2, w[0].0, w[0].1
-                        ),
-                    });
-                }
-            }
+            check_snapshot(snap, &format!("records[{ri}].snapshots[{si}]"))?;
         }
     }
     Ok(records)
+}
+
+/// The checks of one snapshot at JSON path `at`.
+pub(super) fn check_snapshot(snap: &Snapshot, at: &str) -> Result<(), DamoError> {
+    if snap.end_time < snap.start_time {
+        return Err(DamoError::Invalid {
+            path: at.into(),
+            message: format!(
+                "ends at {} ns, before it starts at {} ns",
+                snap.end_time, snap.start_time
+            ),
+        });
+    }
+    let mut sorted = true;
+    for (gi, r) in snap.regions.iter().enumerate() {
+        if r.end < r.start {
+            return Err(DamoError::Invalid {
+                path: format!("{at}.regions[{gi}]"),
+                message: format!("ends at {:#x}, before it starts at {:#x}", r.end, r.start),
+            });
+        }
+        if gi > 0 && snap.regions[gi - 1].start > r.start {
+            sorted = false;
+        }
+        if sorted && gi > 0 && r.start < snap.regions[gi - 1].end {
+            let p = &snap.regions[gi - 1];
+            return Err(overlap(at, (r.start, r.end, gi), (p.start, p.end, gi - 1)));
+        }
+    }
+    if !sorted {
+        let mut spans: Vec<(u64, u64, usize)> = snap
+            .regions
+            .iter()
+            .enumerate()
+            .map(|(gi, r)| (r.start, r.end, gi))
+            .collect();
+        spans.sort_unstable();
+        for w in spans.windows(2) {
+            if w[1].0 < w[0].1 {
+                return Err(overlap(at, w[1], w[0]));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn overlap(at: &str, r: (u64, u64, usize), o: (u64, u64, usize)) -> DamoError {
+    DamoError::Invalid {
+        path: format!("{at}.regions[{}]", r.2),
+        message: format!(
+            "{:#x}-{:#x} overlaps regions[{}] {:#x}-{:#x}",
+            r.0, r.1, o.2, o.0, o.1
+        ),
+    }
 }
 
 /// Reads a record file from disk (see [`parse_record`]).

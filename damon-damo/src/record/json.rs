@@ -63,53 +63,57 @@ pub(super) struct RecordOut {
     data_source: &'static str,
 }
 
+pub(super) fn intervals_out(i: &RecordIntervals) -> IntervalsOut {
+    IntervalsOut {
+        sample_us: i.sample_us,
+        aggr_us: i.aggr_us,
+        ops_update_us: i.ops_update_us,
+        intervals_goal: GoalOut {
+            access_bp: i.goal.access_bp,
+            aggrs: i.goal.aggrs,
+            min_sample_us: i.goal.min_sample_us,
+            max_sample_us: i.goal.max_sample_us,
+        },
+    }
+}
+
+pub(super) fn snapshot_out(s: &Snapshot) -> SnapshotOut {
+    SnapshotOut {
+        start_time: s.start_time,
+        end_time: s.end_time,
+        regions: s
+            .regions
+            .iter()
+            .map(|g| RegionOut {
+                start: g.start,
+                end: g.end,
+                nr_accesses: NrAccessesOut {
+                    samples: g.nr_accesses,
+                    percent: None,
+                },
+                age: AgeOut {
+                    usec: None,
+                    aggr_intervals: g.age,
+                },
+                probe_hits: [],
+                sz_filter_passed: 0,
+            })
+            .collect(),
+        total_bytes: s.total_bytes(),
+        damos_stats: None,
+        sample_interval_us: s.sample_interval_us,
+    }
+}
+
 pub(super) fn to_out(r: &Record) -> RecordOut {
     RecordOut {
         kdamond_idx: r.kdamond_idx,
         context_idx: r.context_idx,
-        intervals: r.intervals.map(|i| IntervalsOut {
-            sample_us: i.sample_us,
-            aggr_us: i.aggr_us,
-            ops_update_us: i.ops_update_us,
-            intervals_goal: GoalOut {
-                access_bp: i.goal.access_bp,
-                aggrs: i.goal.aggrs,
-                min_sample_us: i.goal.min_sample_us,
-                max_sample_us: i.goal.max_sample_us,
-            },
-        }),
+        intervals: r.intervals.as_ref().map(intervals_out),
         scheme_idx: r.scheme_idx,
         target_id: r.target_id,
         scheme_filters: [],
-        snapshots: r
-            .snapshots
-            .iter()
-            .map(|s| SnapshotOut {
-                start_time: s.start_time,
-                end_time: s.end_time,
-                regions: s
-                    .regions
-                    .iter()
-                    .map(|g| RegionOut {
-                        start: g.start,
-                        end: g.end,
-                        nr_accesses: NrAccessesOut {
-                            samples: g.nr_accesses,
-                            percent: None,
-                        },
-                        age: AgeOut {
-                            usec: None,
-                            aggr_intervals: g.age,
-                        },
-                        probe_hits: [],
-                        sz_filter_passed: 0,
-                    })
-                    .collect(),
-                total_bytes: s.total_bytes(),
-                damos_stats: None,
-                sample_interval_us: s.sample_interval_us,
-            })
-            .collect(),
+        snapshots: r.snapshots.iter().map(snapshot_out).collect(),
         data_source: "unknown",
     }
 }
@@ -130,14 +134,50 @@ pub fn write_json_compressed(records: &[Record]) -> Vec<u8> {
     enc.finish().unwrap_or_default()
 }
 
+/// The records of a JSON text, parsed snapshot by snapshot (the memory of
+/// the result, not of a JSON tree of the whole file).
 pub(super) fn parse_json_records(data: &[u8]) -> Result<Vec<Record>, DamoError> {
-    let v: Value = serde_json::from_slice(data).map_err(|e| DamoError::Syntax(e.to_string()))?;
-    let items = array(&v, "records")?;
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, r)| parse_json_record(r, &format!("records[{i}]")))
-        .collect()
+    let mut records: Vec<Record> = Vec::new();
+    let mut metas: Vec<Option<super::RecordMeta>> = Vec::new();
+    super::stream::walk_json_slice(data, &mut |m, s| {
+        if metas.len() <= m.index {
+            metas.resize(m.index + 1, None);
+        }
+        metas[m.index] = Some(*m);
+        while records.len() <= m.index {
+            records.push(Record::new(0, None));
+        }
+        records[m.index].snapshots.push(s.clone());
+        Ok(())
+    })?;
+    // records without snapshots still count: walk again for their keys
+    if records.len() < count_records(data)? {
+        let v: Value =
+            serde_json::from_slice(data).map_err(|e| DamoError::Syntax(e.to_string()))?;
+        let items = array(&v, "records")?;
+        return items
+            .iter()
+            .enumerate()
+            .map(|(i, r)| parse_json_record(r, &format!("records[{i}]")))
+            .collect();
+    }
+    for (r, m) in records.iter_mut().zip(metas) {
+        if let Some(m) = m {
+            r.kdamond_idx = m.kdamond_idx;
+            r.context_idx = m.context_idx;
+            r.intervals = m.intervals;
+            r.scheme_idx = m.scheme_idx;
+            r.target_id = m.target_id;
+        }
+    }
+    Ok(records)
+}
+
+/// How many records a JSON list holds, without building them.
+fn count_records(data: &[u8]) -> Result<usize, DamoError> {
+    let v: Vec<serde::de::IgnoredAny> =
+        serde_json::from_slice(data).map_err(|e| DamoError::Syntax(e.to_string()))?;
+    Ok(v.len())
 }
 
 pub(super) fn parse_json_record(v: &Value, path: &str) -> Result<Record, DamoError> {
@@ -274,6 +314,83 @@ pub(super) fn parse_json_region(
                 0
             }
         }
+    };
+    Ok(RecordRegion {
+        start,
+        end,
+        nr_accesses,
+        age,
+    })
+}
+
+/// One region from the typed parser's parts, by the rules of
+/// [`parse_json_region`]; `path` names it in errors.
+pub(super) fn region_from_parts(
+    r: &super::fast::RegionIn,
+    intervals: Option<&RecordIntervals>,
+    path: &dyn Fn() -> String,
+) -> Result<RecordRegion, DamoError> {
+    use super::fast::Scalar;
+    let conv = |s: &Scalar, f: fn(&Value, &str) -> Result<u64, DamoError>, key: &str| {
+        let v = s.to_value();
+        f(&v, "").or_else(|_| f(&v, &format!("{}.{key}", path())))
+    };
+    let u32_of = |n: u64, s: &Scalar, key: &str| {
+        let v = s.to_value();
+        value::to_u32(n, "", &v).or_else(|_| value::to_u32(n, &format!("{}.{key}", path()), &v))
+    };
+    let start = conv(&r.start, value::bytes, "start")?;
+    let end = conv(&r.end, value::bytes, "end")?;
+    if end < start {
+        return Err(value::err(
+            &path(),
+            format!("end {end} is below start {start}"),
+        ));
+    }
+    let na = &r.nr_accesses;
+    let nr_accesses = match (&na.samples, &na.percent) {
+        (Some(s), _) if !matches!(s, Scalar::Null) => u32_of(
+            conv(s, value::nr, "nr_accesses.samples")?,
+            s,
+            "nr_accesses.samples",
+        )?,
+        (_, Some(pc)) if !matches!(pc, Scalar::Null) => {
+            let p = format!("{}.nr_accesses.percent", path());
+            let v = pc.to_value();
+            let percent = value::ratio(&v, &p, 100, "percent")?.to_f64();
+            let iv = intervals.ok_or_else(|| {
+                value::err(
+                    &p,
+                    "a percentage needs the record's intervals to convert to samples",
+                )
+            })?;
+            let max = iv.aggr_us as f64 / iv.sample_us.max(1) as f64;
+            value::to_u32((percent * max / 100.0) as u64, &p, &v)?
+        }
+        _ => {
+            return Err(value::err(
+                &format!("{}.nr_accesses", path()),
+                "needs \"samples\" or \"percent\"",
+            ))
+        }
+    };
+    let age = match &r.age {
+        None => 0,
+        Some(a) => match (&a.aggr_intervals, &a.usec) {
+            (Some(n), _) if !matches!(n, Scalar::Null) => u32_of(
+                conv(n, value::nr, "age.aggr_intervals")?,
+                n,
+                "age.aggr_intervals",
+            )?,
+            (_, Some(us)) if !matches!(us, Scalar::Null) => {
+                let usec = conv(us, value::time_us, "age.usec")?;
+                let p = format!("{}.age.usec", path());
+                let iv = intervals
+                    .ok_or_else(|| value::err(&p, "an age in usec needs the record's intervals"))?;
+                value::to_u32(usec / iv.aggr_us.max(1), &p, &us.to_value())?
+            }
+            _ => 0,
+        },
     };
     Ok(RecordRegion {
         start,

@@ -185,10 +185,12 @@ impl std::fmt::Display for RecordFormat {
     }
 }
 
+mod fast;
 mod file;
 mod json;
 mod perf_script;
 mod recorder;
+mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -196,3 +198,6 @@ pub use file::{encode, parse_record, read_record_file, write_record_file, MAX_DE
 pub use json::{write_json, write_json_compressed};
 pub use perf_script::{parse_perf_script, write_perf_script};
 pub use recorder::{Recorder, SharedRecorder};
+pub use stream::{
+    RecordFile, RecordMeta, RecordWriter, SnapshotFn, SnapshotSource, Spooled, WriteSummary,
+};

@@ -13,38 +13,48 @@ use super::*;
 /// with a single snapshot gets a fake second snapshot (one `0-0: -1 -1`
 /// region) so that a reader can deduce the first snapshot's start time.
 pub fn write_perf_script(records: &[Record]) -> String {
-    use std::fmt::Write as _;
     let mut out = String::new();
-    for r in records {
-        let mut line = |end_time: u64, nr_regions: usize, region: (u64, u64, i64, i64)| {
-            let _ = writeln!(
-                out,
-                "kdamond.{kd} 0 [000] {secs}.{usecs:06}: damon:damon_aggregated: target_id={tid} nr_regions={nr_regions} {}-{}: {} {}",
-                region.0,
-                region.1,
-                region.2,
-                region.3,
-                kd = r.kdamond_idx,
-                secs = end_time / 1_000_000_000,
-                usecs = end_time % 1_000_000_000 / 1000,
-                tid = r.target_id,
-            );
-        };
+    for (i, r) in records.iter().enumerate() {
+        let meta = RecordMeta::of(i, r);
         for s in &r.snapshots {
-            for g in &s.regions {
-                line(
-                    s.end_time,
-                    s.regions.len(),
-                    (g.start, g.end, i64::from(g.nr_accesses), i64::from(g.age)),
-                );
-            }
+            snapshot_lines(&mut out, &meta, s);
         }
         if let [only] = r.snapshots.as_slice() {
-            let dur = only.end_time.saturating_sub(only.start_time);
-            line(only.end_time.saturating_add(dur), 1, (0, 0, -1, -1));
+            fake_last_line(&mut out, &meta, (only.start_time, only.end_time));
         }
     }
     out
+}
+
+fn line(out: &mut String, m: &RecordMeta, end_time: u64, nr: usize, g: (u64, u64, i64, i64)) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        out,
+        "kdamond.{kd} 0 [000] {secs}.{usecs:06}: damon:damon_aggregated: target_id={tid} nr_regions={nr} {}-{}: {} {}",
+        g.0,
+        g.1,
+        g.2,
+        g.3,
+        kd = m.kdamond_idx,
+        secs = end_time / 1_000_000_000,
+        usecs = end_time % 1_000_000_000 / 1000,
+        tid = m.target_id,
+    );
+}
+
+/// Appends one snapshot's lines (one per region).
+pub(super) fn snapshot_lines(out: &mut String, m: &RecordMeta, s: &Snapshot) {
+    for g in &s.regions {
+        let g4 = (g.start, g.end, i64::from(g.nr_accesses), i64::from(g.age));
+        line(out, m, s.end_time, s.regions.len(), g4);
+    }
+}
+
+/// Appends damo's fake second snapshot of a one-snapshot record, whose
+/// snapshot spans `(start, end)`.
+pub(super) fn fake_last_line(out: &mut String, m: &RecordMeta, (start, end): (u64, u64)) {
+    let dur = end.saturating_sub(start);
+    line(out, m, end.saturating_add(dur), 1, (0, 0, -1, -1));
 }
 
 /// One parsed `damon_aggregated` line.

@@ -41,6 +41,8 @@ pub struct Recorder {
     last_sis: u64,
     elapsed_ns: u64,
     last_end_ns: Option<u64>,
+    writer: Option<RecordWriter>,
+    write_error: Option<DamoError>,
 }
 
 /// A clock shared with the recorder.
@@ -76,6 +78,27 @@ impl Recorder {
         self
     }
 
+    /// Streams the snapshots into `writer` as they are taken instead of
+    /// keeping them ([`records`](Recorder::records) stays empty): memory
+    /// for one snapshot, however long the recording. Call
+    /// [`finish`](Recorder::finish) to complete the file.
+    pub fn with_writer(mut self, writer: RecordWriter) -> Self {
+        self.writer = Some(writer);
+        self
+    }
+
+    /// Completes the file of [`with_writer`](Recorder::with_writer) (a
+    /// valid record of every snapshot taken, fsynced) and reports what it
+    /// holds; the first write error, if one happened, instead. Without a
+    /// writer, `Ok(None)`.
+    pub fn finish(&mut self) -> Result<Option<WriteSummary>, DamoError> {
+        if let Some(e) = self.write_error.take() {
+            self.writer = None;
+            return Err(e);
+        }
+        self.writer.take().map(RecordWriter::finish).transpose()
+    }
+
     /// Takes snapshot end times from `clock` (µs, times 1000) instead of
     /// counting sampling intervals.
     pub fn with_clock(mut self, clock: Arc<dyn damon_core::clock::Clock>) -> Self {
@@ -106,13 +129,7 @@ impl Recorder {
         self.last_end_ns = Some(end);
         let intervals = RecordIntervals::from_attrs(&ctx.attrs);
         for (ti, t) in ctx.targets.iter().enumerate() {
-            if self.records.len() <= ti {
-                let mut r = Record::new(ti as u64, Some(intervals));
-                r.kdamond_idx = self.kdamond_idx;
-                r.context_idx = self.context_idx;
-                self.records.push(r);
-            }
-            self.records[ti].snapshots.push(Snapshot {
+            let snap = Snapshot {
                 start_time: start,
                 end_time: end,
                 regions: t
@@ -126,7 +143,30 @@ impl Recorder {
                     })
                     .collect(),
                 sample_interval_us: Some(ctx.attrs.sample_interval),
-            });
+            };
+            if let Some(w) = self.writer.as_mut() {
+                let meta = RecordMeta {
+                    index: ti,
+                    kdamond_idx: self.kdamond_idx,
+                    context_idx: self.context_idx,
+                    intervals: Some(intervals),
+                    scheme_idx: None,
+                    target_id: ti as u64,
+                };
+                if self.write_error.is_none() {
+                    if let Err(e) = w.push(&meta, &snap) {
+                        self.write_error = Some(e);
+                    }
+                }
+                continue;
+            }
+            if self.records.len() <= ti {
+                let mut r = Record::new(ti as u64, Some(intervals));
+                r.kdamond_idx = self.kdamond_idx;
+                r.context_idx = self.context_idx;
+                self.records.push(r);
+            }
+            self.records[ti].snapshots.push(snap);
         }
     }
 
@@ -137,7 +177,10 @@ impl Recorder {
 
     /// Snapshots taken so far (of the first target).
     pub fn nr_snapshots(&self) -> usize {
-        self.records.first().map_or(0, |r| r.snapshots.len())
+        match &self.writer {
+            Some(w) => w.nr_snapshots() as usize,
+            None => self.records.first().map_or(0, |r| r.snapshots.len()),
+        }
     }
 
     /// Takes the records, leaving the recorder empty (times keep running).
