@@ -90,21 +90,8 @@ struct Args {
     /// paddr: monitor every System RAM block (default: the largest one).
     #[arg(long)]
     all_ram: bool,
-    /// Sampling interval (µs).
-    #[arg(long, value_name = "US")]
-    sample_us: Option<u64>,
-    /// Aggregation interval (µs).
-    #[arg(long, value_name = "US")]
-    aggr_us: Option<u64>,
-    /// Operations update interval (µs): how often a process's mappings are re-read.
-    #[arg(long, value_name = "US")]
-    ops_update_us: Option<u64>,
-    /// Minimum number of regions.
-    #[arg(long, value_name = "N")]
-    min_nr_regions: Option<u32>,
-    /// Maximum number of regions.
-    #[arg(long, value_name = "N")]
-    max_nr_regions: Option<u32>,
+    #[command(flatten)]
+    intervals: cli::IntervalArgs,
     /// Stop after this many seconds (default: at Ctrl-C or when the target
     /// exits; 10 with --virtual-time).
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
@@ -240,22 +227,7 @@ fn build(args: &Args) -> Result<Setup, String> {
         // re-read every second (not minute), so a command's new mappings show
         ctx.attrs = damo_default_attrs();
     }
-    let a = &mut ctx.attrs;
-    if let Some(v) = args.ops_update_us {
-        a.ops_update_interval = v;
-    }
-    if let Some(v) = args.sample_us {
-        a.sample_interval = v;
-    }
-    if let Some(v) = args.aggr_us {
-        a.aggr_interval = v;
-    }
-    if let Some(v) = args.min_nr_regions {
-        a.min_nr_regions = v;
-    }
-    if let Some(v) = args.max_nr_regions {
-        a.max_nr_regions = v;
-    }
+    args.intervals.apply(&mut ctx.attrs);
     if args.seed.is_some() {
         ctx.seed = args.seed;
     }

@@ -107,17 +107,23 @@ struct Args {
     #[arg(long, value_name = "PERMIL", default_value_t = defaults().wmarks_low,
           value_parser = clap::value_parser!(u64).range(0..=1000))]
     wmarks_low: u64,
-    /// Sampling interval (µs).
-    #[arg(long, value_name = "US", default_value_t = defaults().sample_interval)]
+    /// Sampling interval (µs, or with a unit: 5ms).
+    #[arg(long, visible_alias = "sample", value_name = "TIME",
+          default_value_t = defaults().sample_interval,
+          value_parser = damon_examples::cli::parse_interval_us)]
     sample_interval: u64,
-    /// Aggregation interval (µs).
-    #[arg(long, value_name = "US", default_value_t = defaults().aggr_interval)]
+    /// Aggregation interval (µs, or with a unit: 100ms).
+    #[arg(long, visible_alias = "aggr", value_name = "TIME",
+          default_value_t = defaults().aggr_interval,
+          value_parser = damon_examples::cli::parse_interval_us)]
     aggr_interval: u64,
     /// Minimum number of regions.
-    #[arg(long, value_name = "N", default_value_t = defaults().min_nr_regions)]
+    #[arg(long, visible_alias = "minr", value_name = "N", default_value_t = defaults().min_nr_regions,
+          value_parser = clap::value_parser!(u32).range(1..))]
     min_nr_regions: u32,
     /// Maximum number of regions.
-    #[arg(long, value_name = "N", default_value_t = defaults().max_nr_regions)]
+    #[arg(long, visible_alias = "maxr", value_name = "N", default_value_t = defaults().max_nr_regions,
+          value_parser = clap::value_parser!(u32).range(3..))]
     max_nr_regions: u32,
     /// Do not page out anonymous memory.
     #[arg(long)]

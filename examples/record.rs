@@ -59,18 +59,8 @@ struct Args {
     /// Output file.
     #[arg(long, short = 'o', value_name = "FILE")]
     out: std::path::PathBuf,
-    /// Sampling interval (µs).
-    #[arg(long, value_name = "US")]
-    sample_us: Option<u64>,
-    /// Aggregation interval (µs).
-    #[arg(long, value_name = "US")]
-    aggr_us: Option<u64>,
-    /// Minimum number of regions.
-    #[arg(long, value_name = "N")]
-    min_nr_regions: Option<u32>,
-    /// Maximum number of regions.
-    #[arg(long, value_name = "N")]
-    max_nr_regions: Option<u32>,
+    #[command(flatten)]
+    intervals: cli::IntervalArgs,
     /// RNG seed (simulated runs are then reproducible).
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
@@ -126,19 +116,7 @@ fn build_context(args: &Args) -> Result<Context, String> {
         // after the start must get regions within a second.
         ctx.attrs = damo_default_attrs();
     }
-    let a = &mut ctx.attrs;
-    if let Some(v) = args.sample_us {
-        a.sample_interval = v;
-    }
-    if let Some(v) = args.aggr_us {
-        a.aggr_interval = v;
-    }
-    if let Some(v) = args.min_nr_regions {
-        a.min_nr_regions = v;
-    }
-    if let Some(v) = args.max_nr_regions {
-        a.max_nr_regions = v;
-    }
+    args.intervals.apply(&mut ctx.attrs);
     ctx.seed = args.seed;
     ctx.validate().map_err(|e| e.to_string())?;
     Ok(ctx)

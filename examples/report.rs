@@ -27,6 +27,27 @@ struct Args {
     kind: Kind,
 }
 
+/// The record file: positional, or damo's `--input`/`-i`; damo's default
+/// `damon.data` when neither is given.
+#[derive(clap::Args, Debug)]
+struct Input {
+    /// Record file [default: damon.data].
+    #[arg(value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Record file (damo's spelling).
+    #[arg(long, short = 'i', value_name = "FILE", conflicts_with = "file")]
+    input: Option<PathBuf>,
+}
+
+impl Input {
+    fn path(&self) -> PathBuf {
+        self.file
+            .clone()
+            .or_else(|| self.input.clone())
+            .unwrap_or_else(|| PathBuf::from("damon.data"))
+    }
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum SortBy {
     Size,
@@ -37,34 +58,47 @@ enum SortBy {
 enum Kind {
     /// Working set size distribution (percentiles 0, 25, 50, 75, 100 and the average).
     Wss {
-        /// Record file.
-        file: PathBuf,
+        #[command(flatten)]
+        input: Input,
         /// Sort the sizes by size (percentiles) or keep time order.
         #[arg(long, value_enum, default_value = "size")]
         sortby: SortBy,
         /// Snapshots to skip at the start (damo's default: 20).
-        #[arg(long, default_value_t = 20, value_name = "N")]
+        #[arg(
+            long,
+            visible_alias = "exclude_samples",
+            default_value_t = 20,
+            value_name = "N"
+        )]
         exclude_samples: usize,
         /// Minimal nr_accesses of a working-set region.
-        #[arg(long, default_value_t = 1, value_name = "N")]
+        #[arg(
+            long,
+            visible_alias = "acc_thres",
+            default_value_t = 1,
+            value_name = "N"
+        )]
         acc_thres: u32,
         /// One distribution per target instead of their sum.
         #[arg(long)]
         per_target: bool,
         /// Print plain byte counts.
-        #[arg(long)]
+        #[arg(long, visible_alias = "raw_number")]
         raw_number: bool,
         /// Print every working set size, not only the percentiles.
-        #[arg(long)]
+        #[arg(long, visible_alias = "all_wss")]
         all_wss: bool,
+        /// Percentiles to report: START END STEP (damo's --range; default 0 101 25).
+        #[arg(long, num_args = 3, value_names = ["START", "END", "STEP"])]
+        range: Option<Vec<u32>>,
         /// Write the report to this file instead of stdout.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
     /// Time x address heatmap: ASCII on stdout, `raw` triples, or a PNG image.
     Heatmap {
-        /// Record file.
-        file: PathBuf,
+        #[command(flatten)]
+        input: Input,
         /// `stdout` (default), `raw`, or an image file name ending in `.png`.
         #[arg(long, default_value = "stdout", value_name = "OUTPUT")]
         output: String,
@@ -72,11 +106,11 @@ enum Kind {
         #[arg(long, num_args = 2, value_names = ["TIME", "ADDR"])]
         resol: Option<Vec<usize>>,
         /// Time range [START, END) in ns.
-        #[arg(long, num_args = 2, value_names = ["START", "END"])]
+        #[arg(long, visible_alias = "time_range", num_args = 2, value_names = ["START", "END"])]
         #[arg(allow_negative_numbers = true)]
         time_range: Option<Vec<i64>>,
         /// Address range [START, END).
-        #[arg(long, num_args = 2, value_names = ["START", "END"])]
+        #[arg(long, visible_alias = "address_range", num_args = 2, value_names = ["START", "END"])]
         address_range: Option<Vec<u64>>,
         /// Target id to draw.
         #[arg(long, value_name = "ID")]
@@ -84,8 +118,8 @@ enum Kind {
     },
     /// Regions of one snapshot: address, size, access frequency, age.
     Access {
-        /// Record file.
-        file: PathBuf,
+        #[command(flatten)]
+        input: Input,
         /// Snapshot index (default: the last).
         #[arg(long, value_name = "N")]
         snapshot: Option<usize>,
@@ -130,15 +164,28 @@ fn run(args: Args) -> Result<(), String> {
     let read = |f: &PathBuf| read_record_file(f).map_err(|e| report_error(f, e));
     match args.kind {
         Kind::Wss {
-            file,
+            input,
             sortby,
             exclude_samples,
             acc_thres,
             per_target,
             raw_number,
             all_wss,
+            range,
             output,
         } => {
+            let file = input.path();
+            let percentiles = match range.as_deref() {
+                None => WssOptions::default().percentiles,
+                Some(&[start, end, step]) if step > 0 && start < end && end <= 101 => {
+                    (start..end).step_by(step as usize).collect()
+                }
+                Some(r) => {
+                    return Err(format!(
+                        "--range {r:?}: expected START < END <= 101 and STEP > 0 (percentiles)"
+                    ))
+                }
+            };
             // streamed: memory for one snapshot, however long the record
             let records = RecordFile::new(&file);
             let opts = WssOptions {
@@ -149,6 +196,7 @@ fn run(args: Args) -> Result<(), String> {
                 exclude_samples,
                 acc_thres,
                 collapse_targets: !per_target,
+                percentiles,
                 ..WssOptions::default()
             };
             let rep = wss_of(&records, &opts).map_err(|e| report_error(&file, e))?;
@@ -167,13 +215,14 @@ fn run(args: Args) -> Result<(), String> {
             emit(&text, output.as_ref())
         }
         Kind::Heatmap {
-            file,
+            input,
             output,
             resol,
             time_range,
             address_range,
             tid,
         } => {
+            let file = input.path();
             let records = RecordFile::new(&file);
             let image = output.ends_with(".png");
             if !image && output != "stdout" && output != "raw" {
@@ -203,11 +252,12 @@ fn run(args: Args) -> Result<(), String> {
             }
         }
         Kind::Access {
-            file,
+            input,
             snapshot,
             tid,
             output,
         } => {
+            let file = input.path();
             let records = read(&file)?;
             let reps = access(
                 &records,

@@ -51,6 +51,22 @@ pub mod wss;
 
 pub use error::DamoError;
 
+/// A time as damo's command line takes it, in microseconds: a bare
+/// number is microseconds (`5000`), a number with a unit is converted
+/// (`5ms`, `5 ms`, `1.5s`, `2m`, `100us`, `1h 30m`), `min` is 0.
+///
+/// ```
+/// use damon_damo::parse_time_us;
+/// assert_eq!(parse_time_us("5000").unwrap(), 5000);
+/// assert_eq!(parse_time_us("5ms").unwrap(), 5000);
+/// assert_eq!(parse_time_us("1.5s").unwrap(), 1_500_000);
+/// assert_eq!(parse_time_us("2m").unwrap(), 120_000_000);
+/// assert!(parse_time_us("soon").is_err());
+/// ```
+pub fn parse_time_us(s: &str) -> Result<u64, DamoError> {
+    value::time_us(&serde_json::Value::String(s.to_string()), "time")
+}
+
 pub use access::{access, AccessOptions, AccessReport};
 pub use heatmap::{heatmap, heatmap_of, Heatmap, HeatmapOptions};
 pub use kdamonds::{

@@ -230,9 +230,16 @@ fn common(v: &Value, min: u64, max: u64) -> Option<Num> {
 
 /// A count: a non-negative number, a plain number string, `min` or `max`.
 pub(crate) fn nr(v: &Value, path: &str) -> Result<u64, DamoError> {
-    common(v, 0, ULONG_MAX)
-        .map(Num::to_u64)
-        .ok_or_else(|| expected(path, "a non-negative integer", v))
+    match common(v, 0, ULONG_MAX) {
+        // a count has no fraction: 10.5 is refused, not truncated to 10
+        // ("5000.000000", as damo writes some, is whole)
+        Some(Num::Float(f)) if f.fract() != 0.0 => {
+            Err(err(path, format!("{} is not a whole number", show(v))))
+        }
+        n => n
+            .map(Num::to_u64)
+            .ok_or_else(|| expected(path, "a non-negative integer", v)),
+    }
 }
 
 /// Byte size units damo knows (binary multiples).
@@ -466,7 +473,11 @@ mod tests {
         assert_eq!(nr(&json!("1,000"), "p").unwrap(), 1000);
         assert_eq!(nr(&json!("max"), "p").unwrap(), u64::MAX);
         assert_eq!(nr(&json!("0.000000"), "p").unwrap(), 0);
-        assert_eq!(nr(&json!(3.9), "p").unwrap(), 3);
+        assert!(
+            nr(&json!(3.9), "p").is_err(),
+            "a fraction is refused, not truncated"
+        );
+        assert_eq!(nr(&json!(4.0), "p").unwrap(), 4);
         assert!(nr(&json!(-1), "p").is_err());
         assert!(nr(&json!("ten"), "p").is_err());
         assert!(nr(&json!(true), "p").is_err());

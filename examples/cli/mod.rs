@@ -8,6 +8,7 @@
 
 mod command;
 mod history;
+mod intervals;
 mod parse;
 mod render;
 mod runner;
@@ -18,6 +19,7 @@ mod tests;
 
 pub use command::*;
 pub use history::*;
+pub use intervals::*;
 pub use parse::*;
 pub use render::*;
 pub use runner::*;

@@ -13,7 +13,14 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-const PROGRAMS: [&str; 5] = ["monitor", "record", "reclaim", "lru_sort", "custom_ops"];
+const PROGRAMS: [&str; 6] = [
+    "monitor",
+    "record",
+    "report",
+    "reclaim",
+    "lru_sort",
+    "custom_ops",
+];
 
 /// The directory holding the release example binaries, built on first use.
 fn examples_dir() -> &'static Path {
@@ -553,4 +560,97 @@ fn reclaim_and_lru_sort_refuse_out_of_range_options_naming_them() {
         assert_eq!(r.code, Some(2), "{prog} {opt} {value}: {r:?}");
         assert!(r.stderr.contains(opt), "{prog} {opt} {value}: {r:?}");
     }
+}
+
+#[test]
+fn record_and_report_take_damos_options_and_time_forms() {
+    let out = tmp_out("damo-options.data");
+    let path = out.to_str().expect("utf-8 temp path");
+    let r = run(
+        "record",
+        &[
+            "--sim",
+            "1G:hot=0-128M@0.9",
+            "--virtual-time",
+            "--duration",
+            "3",
+            "-o",
+            path,
+            "--sample",
+            "10ms",
+            "--aggr",
+            "0.2s",
+            "--updr",
+            "2s",
+            "--minr",
+            "5",
+            "--maxr",
+            "50",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let records = damon_damo::read_record_file(&out).expect("a valid record");
+    let iv = records[0].intervals.expect("intervals");
+    assert_eq!(
+        (iv.sample_us, iv.aggr_us, iv.ops_update_us),
+        (10_000, 200_000, 2_000_000)
+    );
+    assert_eq!(records[0].snapshots.len(), 15, "3 s of 0.2 s aggregations");
+    assert!(records[0].snapshots.iter().all(|s| s.regions.len() <= 50));
+
+    // damo's spellings of the report options
+    let r = run(
+        "report",
+        &[
+            "wss",
+            "--input",
+            path,
+            "--raw_number",
+            "--exclude_samples",
+            "0",
+            "--range",
+            "0",
+            "101",
+            "50",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let lines: Vec<&str> = r.stdout.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(lines.len(), 3, "percentiles 0, 50, 100: {r:?}");
+    assert!(
+        lines.iter().all(|l| l
+            .split_whitespace()
+            .nth(1)
+            .is_some_and(|v| v.parse::<u64>().is_ok())),
+        "{r:?}"
+    );
+    let r = run(
+        "report",
+        &["heatmap", "-i", path, "--address_range", "0", "1073741824"],
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+
+    // a time damo would not take is refused, naming the option
+    let r = run(
+        "record",
+        &[
+            "--sim",
+            "1G",
+            "--virtual-time",
+            "--sample",
+            "soon",
+            "-o",
+            path,
+        ],
+    );
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(
+        r.stderr.contains("--sample") && r.stderr.contains("not a time"),
+        "{r:?}"
+    );
+    let r = run(
+        "record",
+        &["--sim", "1G", "--virtual-time", "--aggr", "0ms", "-o", path],
+    );
+    assert_eq!(r.code, Some(2), "{r:?}");
 }

@@ -536,3 +536,27 @@ fn damo_status_dumps_with_zero_filled_filter_fields_load() {
     let e = parse_kdamonds(&bad).unwrap_err().to_string();
     assert!(e.contains("damon_target_idx"), "{e}");
 }
+
+#[test]
+fn counts_with_a_fraction_are_refused_not_truncated() {
+    let e = err_of(&wrap_ctx(
+        r#"{"ops": "paddr", "monitoring_attrs": {"nr_regions": {"min": 10.5, "max": 100}}}"#,
+    ));
+    assert!(
+        e.contains("nr_regions.min") && e.contains("10.5 is not a whole number"),
+        "{e}"
+    );
+    let e = err_of(&wrap_ctx(
+        r#"{"ops": "paddr", "monitoring_attrs": {"nr_regions": {"min": 10, "max": 4294967296}}}"#,
+    ));
+    assert!(
+        e.contains("nr_regions.max") && e.contains("out of range"),
+        "{e}"
+    );
+    // whole numbers in damo's float spelling still read
+    let t = wrap_ctx(
+        r#"{"ops": "paddr", "monitoring_attrs": {"nr_regions": {"min": "10.000000", "max": 100.0}}}"#,
+    );
+    let c = &parse_kdamonds(&t).unwrap().kdamonds[0].contexts[0];
+    assert_eq!((c.attrs.min_nr_regions, c.attrs.max_nr_regions), (10, 100));
+}
