@@ -95,11 +95,12 @@ enum Kind {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Time x address heatmap: ASCII on stdout, `raw` triples, or a PNG image.
+    /// Time x address heatmap: ASCII on stdout, `raw` triples, or a PNG or
+    /// SVG picture with axes, ticks and a colour scale.
     Heatmap {
         #[command(flatten)]
         input: Input,
-        /// `stdout` (default), `raw`, or an image file name ending in `.png`.
+        /// `stdout` (default), `raw`, or a picture file name ending in `.png` or `.svg`.
         #[arg(long, default_value = "stdout", value_name = "OUTPUT")]
         output: String,
         /// Resolution: time rows and address columns (default 40 80, or 500 500 for images).
@@ -224,10 +225,11 @@ fn run(args: Args) -> Result<(), String> {
         } => {
             let file = input.path();
             let records = RecordFile::new(&file);
-            let image = output.ends_with(".png");
+            let svg = output.ends_with(".svg");
+            let image = output.ends_with(".png") || svg;
             if !image && output != "stdout" && output != "raw" {
                 return Err(format!(
-                    "--output {output:?}: expected stdout, raw or a file name ending in .png"
+                    "--output {output:?}: expected stdout, raw or a file name ending in .png or .svg"
                 ));
             }
             let opts = HeatmapOptions {
@@ -238,10 +240,23 @@ fn run(args: Args) -> Result<(), String> {
             };
             let map = heatmap_of(&records, &opts).map_err(|e| report_error(&file, e))?;
             if image {
-                let png = map.to_png().map_err(|e| e.to_string())?;
-                std::fs::write(&output, png).map_err(|e| format!("{output}: {e}"))?;
+                let name = file.file_name().map_or_else(
+                    || file.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                );
+                let title = match tid {
+                    Some(t) => format!("access heatmap of {name}, target {t}"),
+                    None => format!("access heatmap of {name}"),
+                };
+                let bytes = if svg {
+                    map.to_svg(&title).map(String::into_bytes)
+                } else {
+                    map.to_png(&title)
+                }
+                .map_err(|e| e.to_string())?;
+                std::fs::write(&output, bytes).map_err(|e| format!("{output}: {e}"))?;
                 eprintln!(
-                    "report: wrote {output} ({}x{} pixels, time on x, address on y)",
+                    "report: wrote {output} (a {}x{} map: time on x, address on y)",
                     map.time_resol, map.addr_resol
                 );
                 Ok(())

@@ -17,9 +17,11 @@
 //! by no region has no heat (drawn blank), unlike a pixel of heat 0.
 //!
 //! Default ranges follow damo's guide: the target with the widest address
-//! space, the time from its oldest observation to its last snapshot, and
-//! the hottest (per byte) of its contiguous address ranges (the space
-//! between gaps that every snapshot shows).
+//! space and the hottest (per byte) of its contiguous address ranges (the
+//! space between gaps that every snapshot shows); the time runs from its
+//! first snapshot to its last. (damo starts the time where the first
+//! snapshot's oldest region began, which can put most of a picture before
+//! anything was recorded; give `time_range` for damo's.)
 
 use super::fmt::{format_sz, format_time_ns};
 use super::record::{Record, RecordIntervals, Snapshot, SnapshotSource};
@@ -118,11 +120,14 @@ impl Heatmap {
         }
         let addr_len = self.addr_unit as f64 * self.addr_resol as f64;
         let time_len = self.time_unit as f64 * self.time_resol as f64;
+        // hex too: near 127 TiB, a process's range ends print alike as sizes
         lines.push(format!(
-            "# x-axis: space [{}, {}) ({})",
+            "# x-axis: space [{}, {}) ({}; [{:#x}, {:#x}))",
             format_sz(self.addr_start as f64),
             format_sz(self.addr_start as f64 + addr_len),
-            format_sz(addr_len)
+            format_sz(addr_len),
+            self.addr_start,
+            u128::from(self.addr_start) + u128::from(self.addr_unit) * self.addr_resol as u128,
         ));
         lines.push(format!(
             "# y-axis: time [{}, {}) ({})",
@@ -159,41 +164,6 @@ impl Heatmap {
             }
         }
         s
-    }
-
-    /// An RGB PNG image: time on the x axis (left to right), addresses on
-    /// the y axis (low addresses at the bottom), one image pixel per map
-    /// pixel. Heat goes black (lowest), red, yellow, white (highest);
-    /// untouched pixels are grey.
-    pub fn to_png(&self) -> Result<Vec<u8>, DamoError> {
-        let (w, h) = (self.time_resol, self.addr_resol);
-        let width = u32::try_from(w).map_err(|_| DamoError::Report("image too wide".into()))?;
-        let height = u32::try_from(h).map_err(|_| DamoError::Report("image too tall".into()))?;
-        let (hi, lo) = self.highest_lowest().unwrap_or((1.0, 0.0));
-        let span = if hi > lo { hi - lo } else { 1.0 };
-        let mut data = Vec::with_capacity(w * h * 3);
-        for y in 0..h {
-            let a = h - 1 - y;
-            for t in 0..w {
-                let rgb = match self.heat(t, a) {
-                    None => [128, 128, 128],
-                    Some(v) => hot_colour((v - lo) / span),
-                };
-                data.extend_from_slice(&rgb);
-            }
-        }
-        let mut out = Vec::new();
-        {
-            let mut enc = png::Encoder::new(&mut out, width, height);
-            enc.set_color(png::ColorType::Rgb);
-            enc.set_depth(png::BitDepth::Eight);
-            let mut wr = enc
-                .write_header()
-                .map_err(|e| DamoError::Report(format!("png: {e}")))?;
-            wr.write_image_data(&data)
-                .map_err(|e| DamoError::Report(format!("png: {e}")))?;
-        }
-        Ok(out)
     }
 }
 
@@ -236,6 +206,10 @@ pub struct Guide {
     pub start_time: i128,
     /// Last snapshot's end, ns.
     pub end_time: u64,
+    /// First snapshot's start, ns: where the default time range begins
+    /// (damo's begins at `start_time`, reaching back over the regions' ages
+    /// to times nothing was recorded).
+    pub first_start: u64,
     /// Contiguous address ranges (between gaps every snapshot shows), with
     /// their accumulated `size × nr_accesses`.
     pub contig: Vec<(u64, u64, f64)>,
@@ -287,6 +261,7 @@ fn overlapping_gaps(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
 struct GuideAcc {
     tid: u64,
     start: i128,
+    first_start: u64,
     end: u64,
     lowest: Option<u64>,
     highest: Option<u64>,
@@ -327,6 +302,7 @@ impl GuideAcc {
         Guide {
             target_id: self.tid,
             start_time: self.start,
+            first_start: self.first_start,
             end_time: self.end,
             contig,
         }
@@ -358,6 +334,7 @@ fn guides_of<S: SnapshotSource + ?Sized>(source: &S) -> Result<(Vec<Guide>, Vec<
                 accs.push(GuideAcc {
                     tid: meta.target_id,
                     start,
+                    first_start: s.start_time,
                     end: s.end_time,
                     lowest: None,
                     highest: None,
@@ -434,7 +411,8 @@ pub fn heatmap_of<S: SnapshotSource + ?Sized>(
     let guide = all_guides.iter().find(|g| g.target_id == tid);
     let (t0, t1) = match (opts.time_range, guide) {
         (Some(r), _) => (i128::from(r.0), i128::from(r.1)),
-        (None, Some(g)) => (g.start_time, i128::from(g.end_time)),
+        // deviation from damo: from the first snapshot, not from before it
+        (None, Some(g)) => (i128::from(g.first_start), i128::from(g.end_time)),
         (None, None) => return Err(DamoError::Report(format!("no snapshot of target {tid}"))),
     };
     let (a0, a1) = match (opts.addr_range, guide.and_then(Guide::hottest)) {
@@ -528,5 +506,6 @@ fn add_heat(map: &mut Heatmap, s: &Snapshot, last_end: Option<u64>, iv: Option<&
     }
 }
 
+mod picture;
 #[cfg(test)]
 mod tests;

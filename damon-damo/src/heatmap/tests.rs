@@ -209,7 +209,10 @@ fn ascii_levels_and_axes() {
         lines.next(),
         Some("# access_frequency: 0123456789 (0.000-9.000 samples)")
     );
-    assert_eq!(lines.next(), Some("# x-axis: space [0 B, 100 B) (100 B)"));
+    assert_eq!(
+        lines.next(),
+        Some("# x-axis: space [0 B, 100 B) (100 B; [0x0, 0x64))")
+    );
     assert_eq!(lines.next(), Some("# y-axis: time [0 ns, 100 ns) (100 ns)"));
     assert_eq!(
         lines.next(),
@@ -218,26 +221,116 @@ fn ascii_levels_and_axes() {
     assert_eq!(m.to_raw(), "0\t0\t0\n0\t50\t9\n");
 }
 
-#[test]
-fn png_is_written() {
+fn picture_map() -> Heatmap {
     let mut r = Record::new(0, Some(iv()));
-    r.snapshots
-        .push(snap(0, 100_000_000, vec![region(0, 4096, 10, 0)]));
+    for t in 0..4u64 {
+        r.snapshots.push(snap(
+            t * 100_000_000,
+            (t + 1) * 100_000_000,
+            vec![
+                region(0x7f00_0000_0000, 0x7f00_0010_0000, 10, 0),
+                region(0x7f00_0010_0000, 0x7f00_0020_0000, 0, 0),
+            ],
+        ));
+    }
+    heatmap(
+        &[r],
+        &HeatmapOptions {
+            resolution: (40, 60),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn png_is_a_picture_with_axes_labels_and_a_colour_bar() {
+    let m = picture_map();
+    let png = m.to_png("heatmap of test.data, target 0").unwrap();
+    let dec = png::Decoder::new(std::io::Cursor::new(png));
+    let mut reader = dec.read_info().unwrap();
+    let (w, h) = (reader.info().width, reader.info().height);
+    assert!(
+        w > 40 + 100 && h > 60 + 40,
+        "margins around the 40x60 map: {w}x{h}"
+    );
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    reader.next_frame(&mut buf).unwrap();
+    let px = |x: u32, y: u32| {
+        let i = ((y * w + x) * 3) as usize;
+        [buf[i], buf[i + 1], buf[i + 2]]
+    };
+    let black = |x0: u32, x1: u32, y0: u32, y1: u32| {
+        (y0..y1)
+            .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+            .filter(|&(x, y)| px(x, y) == [0, 0, 0])
+            .count()
+    };
+    // the map: the hot lower half (low addresses at the bottom) is white,
+    // the cold upper half black, inside the frame
+    let (left, top) = (84, 30);
+    let hot = px(left + 20, top + 55);
+    assert!(
+        hot[0] == 255 && hot[1] >= 250 && hot[2] >= 200,
+        "hot, low addresses: {hot:?}"
+    );
+    assert_eq!(px(left + 20, top + 5), [0, 0, 0], "cold, high addresses");
+    // text and ticks in the margins: title, address labels, time labels
+    assert!(black(0, w, 0, top - 16) > 50, "a title");
+    assert!(
+        black(0, left - 8, top, top + 60) > 50,
+        "address tick labels"
+    );
+    assert!(black(left, left + 40, top + 62, h) > 50, "time tick labels");
+    // the colour bar right of the map: white at the top, black at the bottom
+    let bx = left + 40 + 14 + 4;
+    assert_eq!(px(bx, top), [255, 255, 255]);
+    assert_eq!(px(bx, top + 59), [0, 0, 0]);
+    assert_eq!(hot_colour(0.0), [0, 0, 0]);
+    assert_eq!(hot_colour(1.0), [255, 255, 255]);
+}
+
+#[test]
+fn svg_has_the_map_axes_and_labels() {
+    let m = picture_map();
+    let svg = m.to_svg("heatmap <of> test.data").unwrap();
+    assert!(svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("data:image/png;base64,"), "the map");
+    assert!(
+        svg.contains("heatmap &lt;of&gt; test.data"),
+        "the title, escaped"
+    );
+    assert!(svg.contains("address: 0x7f0000000000 + offset"), "{svg}");
+    assert!(
+        svg.contains(">+0<") && svg.contains(">+2.000 MiB<"),
+        "address ticks"
+    );
+    assert!(svg.contains("accesses/s"), "the colour bar's unit");
+    assert_eq!(svg.matches("<line").count(), 10, "five ticks per axis");
+}
+
+#[test]
+fn default_time_range_starts_at_the_first_snapshot() {
+    // regions 50 aggregations old at the first snapshot: damo's range would
+    // start 5 s before anything was recorded
+    let mut r = Record::new(0, Some(iv()));
+    for t in 0..4u64 {
+        r.snapshots.push(snap(
+            (10 + t) * 100_000_000,
+            (11 + t) * 100_000_000,
+            vec![region(0, 4096, 3, 50 + t as u32)],
+        ));
+    }
     let m = heatmap(
         &[r],
         &HeatmapOptions {
-            resolution: (4, 8),
+            resolution: (4, 1),
             ..Default::default()
         },
     )
     .unwrap();
-    let png = m.to_png().unwrap();
-    assert_eq!(&png[1..4], b"PNG");
-    let dec = png::Decoder::new(std::io::Cursor::new(png));
-    let reader = dec.read_info().unwrap();
-    assert_eq!((reader.info().width, reader.info().height), (4, 8));
-    assert_eq!(hot_colour(0.0), [0, 0, 0]);
-    assert_eq!(hot_colour(1.0), [255, 255, 255]);
+    assert_eq!((m.time_start, m.time_unit), (1_000_000_000, 100_000_000));
+    assert!((0..4).all(|t| m.heat(t, 0).is_some()), "no untouched row");
 }
 
 #[test]
