@@ -117,6 +117,26 @@ enum Kind {
         #[arg(long, value_name = "ID")]
         tid: Option<u64>,
     },
+    /// Distribution of the number of regions per snapshot (the first 20
+    /// of each record skipped, as damo does).
+    NrRegions {
+        #[command(flatten)]
+        input: Input,
+        /// Percentiles to report: START END STEP (default 0 101 25).
+        #[arg(long, short = 'r', num_args = 3, value_names = ["START", "END", "STEP"])]
+        range: Option<Vec<u32>>,
+        /// Sort by size (percentiles) or keep time order.
+        #[arg(long, short = 's', value_enum, default_value = "size")]
+        sortby: SortBy,
+    },
+    /// What each record covers: its time and contiguous address ranges.
+    RecordInfo {
+        #[command(flatten)]
+        input: Input,
+        /// Plain numbers (damo's --raw_numbers).
+        #[arg(long, visible_alias = "raw_numbers")]
+        raw_numbers: bool,
+    },
     /// Regions of one snapshot: address, size, access frequency, age.
     Access {
         #[command(flatten)]
@@ -153,6 +173,19 @@ fn pair<T: Copy>(v: &Option<Vec<T>>) -> Option<(T, T)> {
     })
 }
 
+/// damo's `--range START END STEP` of percentiles (default 0 101 25).
+fn percentiles_of(range: Option<&[u32]>) -> Result<Vec<u32>, String> {
+    match range {
+        None => Ok(WssOptions::default().percentiles),
+        Some(&[start, end, step]) if step > 0 && start < end && end <= 101 => {
+            Ok((start..end).step_by(step as usize).collect())
+        }
+        Some(r) => Err(format!(
+            "--range {r:?}: expected START < END <= 101 and STEP > 0 (percentiles)"
+        )),
+    }
+}
+
 /// An error reading `f`, naming the file once.
 fn report_error(f: &std::path::Path, e: DamoError) -> String {
     match e {
@@ -176,17 +209,7 @@ fn run(args: Args) -> Result<(), String> {
             output,
         } => {
             let file = input.path();
-            let percentiles = match range.as_deref() {
-                None => WssOptions::default().percentiles,
-                Some(&[start, end, step]) if step > 0 && start < end && end <= 101 => {
-                    (start..end).step_by(step as usize).collect()
-                }
-                Some(r) => {
-                    return Err(format!(
-                        "--range {r:?}: expected START < END <= 101 and STEP > 0 (percentiles)"
-                    ))
-                }
-            };
+            let percentiles = percentiles_of(range.as_deref())?;
             // streamed: memory for one snapshot, however long the record
             let records = RecordFile::new(&file);
             let opts = WssOptions {
@@ -265,6 +288,30 @@ fn run(args: Args) -> Result<(), String> {
             } else {
                 emit(&map.to_ascii(), None)
             }
+        }
+        Kind::NrRegions {
+            input,
+            range,
+            sortby,
+        } => {
+            let file = input.path();
+            let percentiles = percentiles_of(range.as_deref())?;
+            let sort = matches!(sortby, SortBy::Size);
+            let dists = damon_damo::info::nr_regions_of(&RecordFile::new(&file), 20, sort)
+                .map_err(|e| report_error(&file, e))?;
+            emit(
+                &damon_damo::info::nr_regions_text(&dists, &percentiles),
+                None,
+            )
+        }
+        Kind::RecordInfo { input, raw_numbers } => {
+            let file = input.path();
+            let records = read(&file)?;
+            let infos = damon_damo::info::record_info(&records);
+            emit(
+                &damon_damo::info::record_info_text(&infos, raw_numbers),
+                None,
+            )
         }
         Kind::Access {
             input,

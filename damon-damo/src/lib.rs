@@ -44,6 +44,7 @@ pub mod fmt;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod heatmap;
+pub mod info;
 pub mod kdamonds;
 pub mod record;
 pub(crate) mod value;

@@ -630,3 +630,62 @@ fn damo_reads_our_kdamonds_config() {
     assert_eq!(back, cfg, "{T}: parameters changed through damo");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn damo_reports_nr_regions_and_record_info_like_we_do() {
+    const T: &str = "damo_reports_nr_regions_and_record_info_like_we_do";
+    let damo = match damo() {
+        Ok(d) => d,
+        Err(e) => return skip(T, &e),
+    };
+    if !have_file_cmd() {
+        return skip(
+            T,
+            "damo needs file(1) to read record files, and it is not installed",
+        );
+    }
+    // moved off address 0: damo takes a lowest address of 0 for "none yet"
+    // (Python's `not 0`) and reports the next region's start instead
+    let mut records = simulated_records();
+    for r in &mut records {
+        for s in &mut r.snapshots {
+            for g in &mut s.regions {
+                g.start += 1 << 40;
+                g.end += 1 << 40;
+            }
+        }
+    }
+    let f = tmp_dir("info").join("damon.data");
+    std::fs::write(&f, encode(&records, RecordFormat::JsonCompressed)).unwrap();
+    let input = f.to_str().unwrap();
+    use damon_damo::info::{nr_regions_of, nr_regions_text, record_info, record_info_text};
+    for (args, pcts, sort) in [
+        (vec![], vec![0, 25, 50, 75, 100], true),
+        (
+            vec!["--range", "0", "101", "10"],
+            (0..101).step_by(10).collect(),
+            true,
+        ),
+        (vec!["--sortby", "time"], vec![0, 25, 50, 75, 100], false),
+    ] {
+        let mut a = vec!["report", "nr_regions", "--input", input];
+        a.extend(&args);
+        let theirs = run_damo(&damo, &a);
+        let ours = nr_regions_text(&nr_regions_of(&records, 20, sort).unwrap(), &pcts);
+        assert_eq!(ours, theirs, "nr_regions {args:?}");
+    }
+    let infos = record_info(&records);
+    for raw in [true, false] {
+        let mut a = vec!["report", "record_info", "--input", input];
+        if raw {
+            a.push("--raw_numbers");
+        }
+        let theirs = run_damo(&damo, &a);
+        assert_eq!(
+            record_info_text(&infos, raw),
+            theirs,
+            "record_info raw={raw}"
+        );
+    }
+    println!("{T}: nr_regions (3 option sets) and record_info (raw and human) match");
+}
