@@ -33,7 +33,8 @@ use std::time::{Duration, Instant};
 #[derive(Parser, Debug)]
 #[command(
     name = "record",
-    after_help = "Modes (pick one): --sim SPEC, --pid PID, the keyword `paddr`, or --kdamonds FILE.\n\
+    after_help = "Modes (pick one): --sim SPEC, --pid PID, the keyword `paddr`, -- COMMAND [ARGS...],\n\
+or --kdamonds FILE. A command is started, recorded until it exits (or --duration), then reaped.\n\
 SPEC is SIZE[:hot=START-END@P,...], e.g. 16G:hot=1G-1.4G@0.8,5G-5.2G@0.5\n\
 (sizes take K/M/G/T suffixes and decimals; P is a per-sample access probability in [0, 1])."
 )]
@@ -41,6 +42,9 @@ struct Args {
     /// `paddr` to monitor the physical address space.
     #[arg(value_name = "paddr")]
     target: Option<String>,
+    /// A command to start and record; recording stops when it exits.
+    #[arg(last = true, value_name = "COMMAND", conflicts_with_all = ["sim", "pid", "target", "kdamonds"])]
+    command: Vec<String>,
     /// Monitor a simulated address space (no root needed).
     #[arg(long, value_name = "SPEC", conflicts_with_all = ["pid", "target", "kdamonds"])]
     sim: Option<String>,
@@ -50,9 +54,9 @@ struct Args {
     /// Take the first context of a damo kdamonds JSON file.
     #[arg(long, value_name = "FILE", conflicts_with = "target")]
     kdamonds: Option<std::path::PathBuf>,
-    /// How long to record, in seconds.
-    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
-    duration: f64,
+    /// How long to record, in seconds [default: 10; with a command, until it exits].
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
     /// Output format: json, json_compressed (damo's default) or perf_script.
     #[arg(long, default_value = "json_compressed", value_name = "FORMAT")]
     format: String,
@@ -69,9 +73,18 @@ struct Args {
     virtual_time: bool,
 }
 
-fn build_context(args: &Args) -> Result<Context, String> {
+fn build_context(args: &Args) -> Result<(Context, Option<cli::Command>), String> {
     let mut ctx;
-    if let Some(spec) = &args.sim {
+    let mut command = None;
+    if !args.command.is_empty() {
+        ctx = Context::new();
+        // check the backend before starting anything
+        damon_select_ops(&mut ctx, "vaddr")
+            .map_err(|e| format!("cannot record {:?}: {e}", args.command.join(" ")))?;
+        let cmd = cli::Command::spawn(&args.command)?;
+        ctx.targets.push(Target::new(u64::from(cmd.pid())));
+        command = Some(cmd);
+    } else if let Some(spec) = &args.sim {
         ctx = Context::new();
         let mut ops = SimOps::new(parse_sim(spec)?);
         if let Some(seed) = args.seed {
@@ -119,7 +132,7 @@ fn build_context(args: &Args) -> Result<Context, String> {
     args.intervals.apply(&mut ctx.attrs);
     ctx.seed = args.seed;
     ctx.validate().map_err(|e| e.to_string())?;
-    Ok(ctx)
+    Ok((ctx, command))
 }
 
 /// The `\r` progress line, on a terminal only (a log file gets none).
@@ -133,21 +146,26 @@ fn progress(done_s: f64, total_s: f64, snapshots: usize, regions: usize) {
 
 fn run(args: &Args) -> Result<(), String> {
     let format: RecordFormat = args.format.parse().map_err(|e| format!("--format: {e}"))?;
-    if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 1e7) {
+    // with a command and no --duration: until it exits (a year at most)
+    let duration = args.duration.unwrap_or(if args.command.is_empty() {
+        10.0
+    } else {
+        3.15e7
+    });
+    if !(duration.is_finite() && duration > 0.0 && duration <= 3.2e7) {
         return Err(format!(
-            "--duration {} must be a positive number of seconds",
-            args.duration
+            "--duration {duration} must be a positive number of seconds"
         ));
     }
     // the simulated and the real backends register under their kernel ids
     damon_ops_vaddr::register();
     damon_ops_paddr::register();
-    let mut ctx = build_context(args)?;
-    let duration_us = (args.duration * 1e6) as u64;
+    let duration_us = (duration * 1e6) as u64;
     // Fail now, not after the whole recording, if the output cannot be
     // made; snapshots are written as they are taken (memory for one).
     let writer = RecordWriter::create(&args.out, format)
         .map_err(|e| format!("cannot create the output {e}"))?;
+    let (mut ctx, mut command) = build_context(args)?;
     // Ctrl-C, SIGTERM or SIGHUP end the recording early; what was recorded
     // is written as a complete record (a second signal aborts).
     let interrupt = interrupt_flag();
@@ -173,7 +191,7 @@ fn run(args: &Args) -> Result<(), String> {
                 let r = rec.lock();
                 progress(
                     i as f64 * si as f64 / 1e6,
-                    args.duration,
+                    duration,
                     r.nr_snapshots(),
                     kd.ctx().nr_regions(),
                 );
@@ -198,7 +216,7 @@ fn run(args: &Args) -> Result<(), String> {
             let nr_regions = h.call(|c| c.nr_regions()).unwrap_or(0);
             progress(
                 start.elapsed().as_secs_f64(),
-                args.duration,
+                duration,
                 rec.lock().nr_snapshots(),
                 nr_regions,
             );
@@ -206,10 +224,21 @@ fn run(args: &Args) -> Result<(), String> {
         if interrupt.load(Ordering::SeqCst) {
             eprintln!("record: interrupted: writing what was recorded");
         }
-        if let Some(reason) = h.exit_reason() {
-            eprintln!("\nrecord: monitoring ended early: {reason}");
+        match (h.exit_reason(), command.as_mut()) {
+            (Some(_), Some(cmd)) => {
+                let (status, _) = cmd.finish(Duration::from_secs(1));
+                eprintln!(
+                    "\nrecord: `{}` exited ({})",
+                    cmd.display(),
+                    status.map_or("unknown status".into(), |s| s.to_string())
+                );
+            }
+            (Some(reason), None) => eprintln!("\nrecord: monitoring ended early: {reason}"),
+            (None, _) => {}
         }
         h.stop();
+        // a command still running when the recording ends is stopped
+        drop(command);
         let mut r = rec.lock();
         r.finish()
     };

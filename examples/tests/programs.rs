@@ -654,3 +654,36 @@ fn record_and_report_take_damos_options_and_time_forms() {
     );
     assert_eq!(r.code, Some(2), "{r:?}");
 }
+
+#[test]
+fn record_of_a_command_checks_the_backend_before_starting_it() {
+    let out = tmp_out("command.data");
+    let marker = tmp_out("command-ran");
+    let _ = std::fs::remove_file(&marker);
+    let r = run(
+        "record",
+        &[
+            "-o",
+            out.to_str().expect("utf-8"),
+            "--",
+            "sh",
+            "-c",
+            &format!("touch {} && sleep 1", marker.display()),
+        ],
+    );
+    if has_page_idle() {
+        // the command ran, was recorded until it exited, and was reaped
+        assert_eq!(r.code, Some(0), "{r:?}");
+        assert!(marker.exists(), "{r:?}");
+        return;
+    }
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr.contains("cannot record \"sh -c") && r.stderr.contains("idle page tracking"),
+        "{r:?}"
+    );
+    assert!(
+        !marker.exists(),
+        "the command must not start without a backend"
+    );
+}
