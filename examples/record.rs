@@ -20,6 +20,7 @@ use clap::Parser;
 use damon_core::{
     damon_select_ops, damon_start, Context, Kdamond, RealClock, SimOps, Target, VirtualClock,
 };
+use damon_damo::footprint::{FootprintSnapshot, FootprintWriter};
 use damon_damo::kdamonds::damo_default_attrs;
 use damon_damo::{RecordFormat, RecordWriter, Recorder};
 use damon_examples::cli::{self, check_pid, interrupt_flag, parse_sim};
@@ -35,6 +36,7 @@ use std::time::{Duration, Instant};
     name = "record",
     after_help = "Modes (pick one): --sim SPEC, --pid PID, the keyword `paddr`, -- COMMAND [ARGS...],\n\
 or --kdamonds FILE. A command is started, recorded until it exits (or --duration), then reaped.\n\
+Real-time recordings also write damo's side file FILE.mem_footprint (for `report footprints`).\n\
 SPEC is SIZE[:hot=START-END@P,...], e.g. 16G:hot=1G-1.4G@0.8,5G-5.2G@0.5\n\
 (sizes take K/M/G/T suffixes and decimals; P is a per-sample access probability in [0, 1])."
 )]
@@ -144,6 +146,13 @@ fn progress(done_s: f64, total_s: f64, snapshots: usize, regions: usize) {
     }
 }
 
+/// damo's side file of memory footprints: `<record>.mem_footprint`.
+fn footprint_path(out: &std::path::Path) -> std::path::PathBuf {
+    let mut p = out.as_os_str().to_owned();
+    p.push(".mem_footprint");
+    p.into()
+}
+
 fn run(args: &Args) -> Result<(), String> {
     let format: RecordFormat = args.format.parse().map_err(|e| format!("--format: {e}"))?;
     // with a command and no --duration: until it exits (a year at most)
@@ -205,11 +214,27 @@ fn run(args: &Args) -> Result<(), String> {
             .with_clock(Arc::new(RealClock::new()))
             .with_writer(writer)
             .install(&mut ctx);
+        // damo's side file: the processes' and the system's memory, each second
+        let pids: Vec<u64> = if matches!(ctx.ops_id(), Some("vaddr" | "fvaddr")) {
+            ctx.targets.iter().map(|t| t.id).collect()
+        } else {
+            Vec::new()
+        };
+        let fp_path = footprint_path(&args.out);
+        let mut footprints = FootprintWriter::create(&fp_path)
+            .map_err(|e| format!("cannot create the footprint file {e}"))?;
         let handles = damon_start(vec![ctx], false).map_err(|e| e.to_string())?;
         let h = &handles[0];
         let start = Instant::now();
         let total = Duration::from_micros(duration_us);
+        let mut next_fp = Duration::ZERO;
         while start.elapsed() < total && h.is_running() && !interrupt.load(Ordering::SeqCst) {
+            if start.elapsed() >= next_fp {
+                footprints
+                    .push(&FootprintSnapshot::take(&pids))
+                    .map_err(|e| e.to_string())?;
+                next_fp += Duration::from_secs(1);
+            }
             std::thread::sleep(
                 Duration::from_millis(200).min(total.saturating_sub(start.elapsed())),
             );
@@ -239,6 +264,11 @@ fn run(args: &Args) -> Result<(), String> {
         h.stop();
         // a command still running when the recording ends is stopped
         drop(command);
+        let n = footprints.finish().map_err(|e| e.to_string())?;
+        eprintln!(
+            "record: wrote {n} memory footprints to {}",
+            fp_path.display()
+        );
         let mut r = rec.lock();
         r.finish()
     };

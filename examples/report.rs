@@ -129,6 +129,33 @@ enum Kind {
         #[arg(long, short = 's', value_enum, default_value = "size")]
         sortby: SortBy,
     },
+    /// Distribution of the memory footprint recorded beside a record
+    /// (`<record>.mem_footprint`): `vsz`, `rss`, `sys_used` or `all`.
+    Footprints {
+        /// vsz, rss, sys_used or all.
+        #[arg(default_value = "all", value_parser = ["vsz", "rss", "sys_used", "all"])]
+        metric: String,
+        /// Footprint file [default: damon.data.mem_footprint].
+        #[arg(
+            long,
+            short = 'i',
+            value_name = "FILE",
+            default_value = "damon.data.mem_footprint"
+        )]
+        input: PathBuf,
+        /// Percentiles to report: START END STEP (default 0 101 25).
+        #[arg(long, short = 'r', num_args = 3, value_names = ["START", "END", "STEP"])]
+        range: Option<Vec<u32>>,
+        /// Sort by size (percentiles) or keep time order.
+        #[arg(long, short = 's', value_enum, default_value = "size")]
+        sortby: SortBy,
+        /// Print plain byte counts.
+        #[arg(long, visible_alias = "raw_number")]
+        raw_number: bool,
+        /// Print every footprint, not only the percentiles.
+        #[arg(long, visible_alias = "all_footprint")]
+        all_footprint: bool,
+    },
     /// What each record covers: its time and contiguous address ranges.
     RecordInfo {
         #[command(flatten)]
@@ -303,6 +330,39 @@ fn run(args: Args) -> Result<(), String> {
                 &damon_damo::info::nr_regions_text(&dists, &percentiles),
                 None,
             )
+        }
+        Kind::Footprints {
+            metric,
+            input,
+            range,
+            sortby,
+            raw_number,
+            all_footprint,
+        } => {
+            use damon_damo::footprint::{
+                dist_text, footprint_dist, read_footprints, FootprintMetric,
+            };
+            let percentiles = percentiles_of(range.as_deref())?;
+            let snaps = read_footprints(&input).map_err(|e| e.to_string())?;
+            let metrics: &[FootprintMetric] = match metric.as_str() {
+                "vsz" => &[FootprintMetric::Vsz],
+                "rss" => &[FootprintMetric::Rss],
+                "sys_used" => &[FootprintMetric::SysUsed],
+                _ => &[
+                    FootprintMetric::Vsz,
+                    FootprintMetric::Rss,
+                    FootprintMetric::SysUsed,
+                ],
+            };
+            let sort = matches!(sortby, SortBy::Size);
+            let text: String = metrics
+                .iter()
+                .map(|&m| {
+                    let d = footprint_dist(&snaps, m, sort);
+                    dist_text(m.name(), &d, &percentiles, all_footprint, raw_number)
+                })
+                .collect();
+            emit(&text, None)
         }
         Kind::RecordInfo { input, raw_numbers } => {
             let file = input.path();

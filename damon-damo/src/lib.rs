@@ -41,6 +41,7 @@
 pub mod access;
 mod error;
 pub mod fmt;
+pub mod footprint;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod heatmap;

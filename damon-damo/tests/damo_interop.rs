@@ -689,3 +689,91 @@ fn damo_reports_nr_regions_and_record_info_like_we_do() {
     }
     println!("{T}: nr_regions (3 option sets) and record_info (raw and human) match");
 }
+
+#[test]
+fn damo_reports_our_footprint_files_like_we_do() {
+    const T: &str = "damo_reports_our_footprint_files_like_we_do";
+    let damo = match damo() {
+        Ok(d) => d,
+        Err(e) => return skip(T, &e),
+    };
+    use damon_damo::footprint::*;
+    // a process whose footprint moves, and the system's, written as `record` does
+    let f = tmp_dir("footprint").join("damon.data.mem_footprint");
+    let mut w = FootprintWriter::create(&f).unwrap();
+    let me = u64::from(std::process::id());
+    let mut snaps = Vec::new();
+    for i in 0..12u64 {
+        let mut p = ProcFootprint::read(me);
+        p.size += i * 1000 + (i % 3) * 77;
+        p.resident += (i * 37) % 11 * 100;
+        let mut sys = SysFootprint::read();
+        sys.free = sys.free.saturating_sub(i * 4096);
+        let s = FootprintSnapshot::of(1_700_000_000.0 + i as f64, vec![(me, p), (me + 1, p)], sys);
+        w.push(&s).unwrap();
+        snaps.push(s);
+    }
+    w.finish().unwrap();
+    assert_eq!(
+        read_footprints(&f).unwrap(),
+        snaps,
+        "our reader reads our file"
+    );
+    let input = f.to_str().unwrap();
+    for (metric, metrics) in [
+        ("vsz", vec![FootprintMetric::Vsz]),
+        ("rss", vec![FootprintMetric::Rss]),
+        ("sys_used", vec![FootprintMetric::SysUsed]),
+        (
+            "all",
+            vec![
+                FootprintMetric::Vsz,
+                FootprintMetric::Rss,
+                FootprintMetric::SysUsed,
+            ],
+        ),
+    ] {
+        for (extra, raw, sort, pcts, all) in [
+            (vec![], false, true, vec![0, 25, 50, 75, 100], false),
+            (
+                vec!["--raw_number"],
+                true,
+                true,
+                vec![0, 25, 50, 75, 100],
+                false,
+            ),
+            (
+                vec!["--sortby", "time", "--range", "0", "101", "20"],
+                false,
+                false,
+                (0..101).step_by(20).collect(),
+                false,
+            ),
+            (
+                vec!["--all_footprint", "--raw_number"],
+                true,
+                true,
+                vec![],
+                true,
+            ),
+        ] {
+            let mut a = vec![
+                "report",
+                "footprints",
+                metric,
+                "--input",
+                input,
+                "--nr_cols_bar",
+                "0",
+            ];
+            a.extend(&extra);
+            let theirs = run_damo(&damo, &a);
+            let ours: String = metrics
+                .iter()
+                .map(|&m| dist_text(m.name(), &footprint_dist(&snaps, m, sort), &pcts, all, raw))
+                .collect();
+            assert_eq!(ours, theirs, "footprints {metric} {extra:?}");
+        }
+    }
+    println!("{T}: vsz, rss, sys_used and all match in four option sets");
+}

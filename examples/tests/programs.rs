@@ -687,3 +687,28 @@ fn record_of_a_command_checks_the_backend_before_starting_it() {
         "the command must not start without a backend"
     );
 }
+
+#[test]
+fn a_real_time_recording_writes_damos_footprint_side_file() {
+    let out = tmp_out("side.data");
+    let path = out.to_str().expect("utf-8");
+    let r = run(
+        "record",
+        &["--sim", "256M", "--duration", "1.5", "-o", path],
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let side = format!("{path}.mem_footprint");
+    let snaps = damon_damo::footprint::read_footprints(std::path::Path::new(&side))
+        .expect("a valid footprint file");
+    assert!(!snaps.is_empty(), "{r:?}");
+    assert!(snaps.iter().all(|s| s.sys().is_some_and(|f| f.total > 0)));
+    let r = run(
+        "report",
+        &["footprints", "sys_used", "-i", &side, "--raw_number"],
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(
+        r.stdout.starts_with("# <percentile> <sys_used>\n# avr:\t"),
+        "{r:?}"
+    );
+}
