@@ -91,6 +91,9 @@ enum Kind {
         /// Percentiles to report: START END STEP (damo's --range; default 0 101 25).
         #[arg(long, num_args = 3, value_names = ["START", "END", "STEP"])]
         range: Option<Vec<u32>>,
+        /// Also plot the distribution to this PNG file.
+        #[arg(long, short = 'p', value_name = "FILE")]
+        plot: Option<PathBuf>,
         /// Write the report to this file instead of stdout.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
@@ -128,6 +131,9 @@ enum Kind {
         /// Sort by size (percentiles) or keep time order.
         #[arg(long, short = 's', value_enum, default_value = "size")]
         sortby: SortBy,
+        /// Also plot the distribution to this PNG file.
+        #[arg(long, short = 'p', value_name = "FILE")]
+        plot: Option<PathBuf>,
     },
     /// Distribution of the memory footprint recorded beside a record
     /// (`<record>.mem_footprint`): `vsz`, `rss`, `sys_used` or `all`.
@@ -213,6 +219,27 @@ fn percentiles_of(range: Option<&[u32]>) -> Result<Vec<u32>, String> {
     }
 }
 
+/// damo's `--plot FILE`: the values against their percentile (sorted) or
+/// their position in time.
+fn write_plot(
+    path: &std::path::Path,
+    values: &[u64],
+    sorted: bool,
+    what: &str,
+    fmt: &dyn Fn(f64) -> String,
+) -> Result<(), String> {
+    let x = if sorted {
+        "percentile"
+    } else {
+        "runtime (percent)"
+    };
+    let png = damon_damo::plot::plot_dist(values, x, what, &format!("distribution of {what}"), fmt)
+        .map_err(|e| e.to_string())?;
+    std::fs::write(path, png).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("report: wrote {}", path.display());
+    Ok(())
+}
+
 /// An error reading `f`, naming the file once.
 fn report_error(f: &std::path::Path, e: DamoError) -> String {
     match e {
@@ -233,6 +260,7 @@ fn run(args: Args) -> Result<(), String> {
             raw_number,
             all_wss,
             range,
+            plot,
             output,
         } => {
             let file = input.path();
@@ -251,6 +279,16 @@ fn run(args: Args) -> Result<(), String> {
                 ..WssOptions::default()
             };
             let rep = wss_of(&records, &opts).map_err(|e| report_error(&file, e))?;
+            if let Some(p) = &plot {
+                let values: Vec<u64> = rep.dists.iter().flat_map(|d| d.values.clone()).collect();
+                write_plot(
+                    p,
+                    &values,
+                    opts.sort_by == WssSort::Size,
+                    "working set size",
+                    &|v| damon_damo::fmt::format_sz(v),
+                )?;
+            }
             let mut text = rep.to_text(raw_number);
             if all_wss {
                 for d in &rep.dists {
@@ -320,12 +358,23 @@ fn run(args: Args) -> Result<(), String> {
             input,
             range,
             sortby,
+            plot,
         } => {
             let file = input.path();
             let percentiles = percentiles_of(range.as_deref())?;
             let sort = matches!(sortby, SortBy::Size);
             let dists = damon_damo::info::nr_regions_of(&RecordFile::new(&file), 20, sort)
                 .map_err(|e| report_error(&file, e))?;
+            if let Some(p) = &plot {
+                let values: Vec<u64> = dists.iter().flat_map(|d| d.values.clone()).collect();
+                write_plot(
+                    p,
+                    &values,
+                    sort,
+                    "number of monitoring target regions",
+                    &|v| format!("{v:.0}"),
+                )?;
+            }
             emit(
                 &damon_damo::info::nr_regions_text(&dists, &percentiles),
                 None,

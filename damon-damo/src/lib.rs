@@ -39,6 +39,7 @@
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 pub mod access;
+mod canvas;
 mod error;
 pub mod fmt;
 pub mod footprint;
@@ -47,6 +48,7 @@ mod fuzz_tests;
 pub mod heatmap;
 pub mod info;
 pub mod kdamonds;
+pub mod plot;
 pub mod record;
 pub(crate) mod value;
 pub mod wss;

@@ -712,3 +712,32 @@ fn a_real_time_recording_writes_damos_footprint_side_file() {
         "{r:?}"
     );
 }
+
+#[test]
+fn reports_plot_their_distributions() {
+    let out = tmp_out("plot.data");
+    let path = out.to_str().expect("utf-8");
+    let r = run(
+        "record",
+        &[
+            "--sim",
+            "1G:hot=0-128M@0.9",
+            "--virtual-time",
+            "--duration",
+            "5",
+            "-o",
+            path,
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    for (verb, name) in [("wss", "wss.png"), ("nr-regions", "nr.png")] {
+        let png = tmp_out(name);
+        let r = run(
+            "report",
+            &[verb, "-i", path, "--plot", png.to_str().unwrap()],
+        );
+        assert_eq!(r.code, Some(0), "{r:?}");
+        let data = std::fs::read(&png).expect("the plot");
+        assert_eq!(&data[1..4], b"PNG", "{verb}");
+    }
+}

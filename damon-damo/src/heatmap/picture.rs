@@ -10,6 +10,7 @@
 //! sizes, their offsets do not.
 
 use super::{hot_colour, Heatmap};
+use crate::canvas::{encode_png, Canvas};
 use crate::fmt::{format_sz, format_time_ns};
 use crate::DamoError;
 use embedded_graphics::mono_font::ascii::FONT_6X10;
@@ -30,51 +31,6 @@ const BAR: u32 = 16;
 const TICKS: u32 = 5;
 /// Colour of pixels no region touched.
 const UNTOUCHED: [u8; 3] = [200, 200, 200];
-
-/// An RGB canvas embedded-graphics draws on.
-struct Canvas {
-    w: u32,
-    h: u32,
-    rgb: Vec<u8>,
-}
-
-impl Canvas {
-    fn new(w: u32, h: u32) -> Self {
-        Self {
-            w,
-            h,
-            rgb: vec![255; (w * h * 3) as usize],
-        }
-    }
-    fn put(&mut self, x: u32, y: u32, c: [u8; 3]) {
-        if x < self.w && y < self.h {
-            let i = ((y * self.w + x) * 3) as usize;
-            self.rgb[i..i + 3].copy_from_slice(&c);
-        }
-    }
-}
-
-impl OriginDimensions for Canvas {
-    fn size(&self) -> Size {
-        Size::new(self.w, self.h)
-    }
-}
-
-impl DrawTarget for Canvas {
-    type Color = Rgb888;
-    type Error = std::convert::Infallible;
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
-        &mut self,
-        it: I,
-    ) -> Result<(), Self::Error> {
-        for Pixel(p, c) in it {
-            if p.x >= 0 && p.y >= 0 {
-                self.put(p.x as u32, p.y as u32, [c.r(), c.g(), c.b()]);
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Tick labels of both axes and the colour bar's ends.
 struct Labels {
@@ -360,19 +316,4 @@ impl Heatmap {
         s.push_str("</svg>\n");
         Ok(s)
     }
-}
-
-fn encode_png(w: u32, h: u32, rgb: &[u8]) -> Result<Vec<u8>, DamoError> {
-    let mut out = Vec::new();
-    let mut enc = png::Encoder::new(&mut out, w, h);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut wr = enc
-        .write_header()
-        .map_err(|e| DamoError::Report(format!("png: {e}")))?;
-    wr.write_image_data(rgb)
-        .map_err(|e| DamoError::Report(format!("png: {e}")))?;
-    wr.finish()
-        .map_err(|e| DamoError::Report(format!("png: {e}")))?;
-    Ok(out)
 }
