@@ -76,6 +76,32 @@ fn paddr_filters_and_eligible_bytes_on_a_real_thp() {
     assert_eq!(passed(two_mib), THP, "one 2 MiB folio");
     assert_eq!(passed(FilterKind::Anon), THP);
     assert_eq!(passed(FilterKind::Unmapped), 0, "mapped by this process");
+    // memcg: charged to this process's cgroup (its directory's inode)
+    let own = damon_schemes::memcg::own_memcg_dir().expect("a memory cgroup");
+    let own_id = damon_schemes::memcg::memcg_id_of(&own).unwrap_or_else(|_| {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata(&own).expect("cgroup dir").ino()
+    });
+    assert_eq!(
+        passed(FilterKind::Memcg { memcg_id: own_id }),
+        THP,
+        "{own:?}"
+    );
+    assert_eq!(
+        passed(FilterKind::Memcg {
+            memcg_id: own_id + 1_000_000
+        }),
+        0
+    );
+    // active: as kpageflags says of the head page
+    let kpf = std::fs::File::open("/proc/kpageflags").expect("kpageflags");
+    let mut b = [0u8; 8];
+    std::os::unix::fs::FileExt::read_exact_at(&kpf, &mut b, phys / page_size() * 8).unwrap();
+    let active = u64::from_ne_bytes(b) & (1 << 6) != 0;
+    assert_eq!(passed(FilterKind::Active), if active { THP } else { 0 });
+    // young: written, so young; the read resets it
+    assert_eq!(passed(FilterKind::Young), THP, "just written");
+    assert_eq!(passed(FilterKind::Young), 0, "reset by the read");
 
     let nodes = NodeMap::read().expect("zoneinfo");
     let nid = nodes.node_of(phys / page_size()).expect("a zone spans it");
