@@ -31,11 +31,13 @@ struct Args {
     #[arg(long, default_value_t = 6, value_name = "S",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     seconds: u64,
+    #[command(flatten)]
+    intervals: damon_examples::cli::IntervalArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(args.objects as usize, args.seconds) {
+    match run(args.objects as usize, args.seconds, &args.intervals) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("custom_ops: {e}");
@@ -44,7 +46,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(objects: usize, seconds: u64) -> Result<(), String> {
+fn run(
+    objects: usize,
+    seconds: u64,
+    intervals: &damon_examples::cli::IntervalArgs,
+) -> Result<(), String> {
     let pool = ObjectPool::try_new(objects)?;
     let hot_start = Arc::new(AtomicUsize::new(objects / 10));
     let hot_len = objects / 50;
@@ -66,6 +72,8 @@ fn run(objects: usize, seconds: u64) -> Result<(), String> {
         .collect();
 
     let mut ctx = pool_context(&pool, "objpool").map_err(|e| e.to_string())?;
+    intervals.apply(&mut ctx.attrs);
+    ctx.validate().map_err(|e| e.to_string())?;
     let printed = Arc::new(AtomicUsize::new(0));
     let p2 = printed.clone();
     let t0 = Instant::now();

@@ -56,6 +56,10 @@ struct Args {
     /// Take the first context of a damo kdamonds JSON file.
     #[arg(long, value_name = "FILE", conflicts_with = "target")]
     kdamonds: Option<std::path::PathBuf>,
+    /// Keep one snapshot every DELAY seconds, COUNT of them, then stop
+    /// (damo's --snapshot).
+    #[arg(long, num_args = 2, value_names = ["DELAY", "COUNT"])]
+    snapshot: Option<Vec<String>>,
     /// How long to record, in seconds [default: 10; with a command, until it exits].
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
@@ -153,14 +157,29 @@ fn footprint_path(out: &std::path::Path) -> std::path::PathBuf {
     p.into()
 }
 
+/// `--snapshot DELAY COUNT`: seconds between snapshots and how many.
+fn snapshot_args(v: &[String]) -> Result<(Duration, usize), String> {
+    let [delay, count] = v else {
+        return Err("--snapshot takes DELAY (seconds) and COUNT".into());
+    };
+    let delay = cli::parse_secs(delay).map_err(|e| format!("--snapshot DELAY: {e}"))?;
+    let count: usize = count
+        .parse()
+        .ok()
+        .filter(|&n| (1..=1_000_000).contains(&n))
+        .ok_or_else(|| format!("--snapshot COUNT {count:?}: expected 1 to 1000000"))?;
+    Ok((Duration::from_secs_f64(delay), count))
+}
+
 fn run(args: &Args) -> Result<(), String> {
     let format: RecordFormat = args.format.parse().map_err(|e| format!("--format: {e}"))?;
-    // with a command and no --duration: until it exits (a year at most)
-    let duration = args.duration.unwrap_or(if args.command.is_empty() {
-        10.0
-    } else {
-        3.15e7
-    });
+    let snapshot = args.snapshot.as_deref().map(snapshot_args).transpose()?;
+    // with a command, or snapshots to count, and no --duration: until it
+    // exits or they are taken (a year at most)
+    let open_ended = !args.command.is_empty() || snapshot.is_some();
+    let duration = args
+        .duration
+        .unwrap_or(if open_ended { 3.15e7 } else { 10.0 });
     if !(duration.is_finite() && duration > 0.0 && duration <= 3.2e7) {
         return Err(format!(
             "--duration {duration} must be a positive number of seconds"
@@ -181,7 +200,12 @@ fn run(args: &Args) -> Result<(), String> {
 
     let summary = if args.virtual_time {
         ctx.clock = Some(Arc::new(VirtualClock::new()));
-        let rec = Recorder::new().with_writer(writer).install(&mut ctx);
+        let mut recorder = Recorder::new().with_writer(writer);
+        if let Some((delay, count)) = snapshot {
+            recorder = recorder.with_snapshot_every(delay).with_limit(count);
+        }
+        let rec = recorder.install(&mut ctx);
+        let wanted = snapshot.map_or(usize::MAX, |s| s.1);
         let si = ctx.attrs.sample_interval;
         let mut kd = Kdamond::new(ctx).map_err(|e| e.to_string())?;
         kd.init().map_err(|e| e.to_string())?;
@@ -194,6 +218,9 @@ fn run(args: &Args) -> Result<(), String> {
             }
             if let Some(reason) = kd.step() {
                 eprintln!("\nrecord: monitoring ended early: {reason}");
+                break;
+            }
+            if rec.lock().nr_snapshots() >= wanted {
                 break;
             }
             if i % every == 0 {
@@ -210,10 +237,14 @@ fn run(args: &Args) -> Result<(), String> {
         let mut r = rec.lock();
         r.finish()
     } else {
-        let rec = Recorder::new()
+        let mut recorder = Recorder::new()
             .with_clock(Arc::new(RealClock::new()))
-            .with_writer(writer)
-            .install(&mut ctx);
+            .with_writer(writer);
+        if let Some((delay, count)) = snapshot {
+            recorder = recorder.with_snapshot_every(delay).with_limit(count);
+        }
+        let rec = recorder.install(&mut ctx);
+        let wanted = snapshot.map_or(usize::MAX, |s| s.1);
         // damo's side file: the processes' and the system's memory, each second
         let pids: Vec<u64> = if matches!(ctx.ops_id(), Some("vaddr" | "fvaddr")) {
             ctx.targets.iter().map(|t| t.id).collect()
@@ -228,7 +259,11 @@ fn run(args: &Args) -> Result<(), String> {
         let start = Instant::now();
         let total = Duration::from_micros(duration_us);
         let mut next_fp = Duration::ZERO;
-        while start.elapsed() < total && h.is_running() && !interrupt.load(Ordering::SeqCst) {
+        while start.elapsed() < total
+            && h.is_running()
+            && !interrupt.load(Ordering::SeqCst)
+            && rec.lock().nr_snapshots() < wanted
+        {
             if start.elapsed() >= next_fp {
                 footprints
                     .push(&FootprintSnapshot::take(&pids))

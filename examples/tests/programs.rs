@@ -544,6 +544,20 @@ fn custom_ops_refuses_bad_options_with_a_non_zero_exit() {
     assert_eq!(r.code, Some(2), "{r:?}");
     let r = run("custom_ops", &["--seconds", "0"]);
     assert_eq!(r.code, Some(2), "{r:?}");
+    // damo's interval options, in every example that monitors
+    for prog in ["custom_ops", "monitor", "record", "reclaim", "lru_sort"] {
+        let r = run(prog, &["--help"]);
+        for opt in ["--sample", "--aggr", "--minr", "--maxr"] {
+            assert!(r.stdout.contains(opt), "{prog} {opt}: {r:?}");
+        }
+    }
+    // aggregation shorter than sampling: refused before anything runs
+    let r = run(
+        "custom_ops",
+        &["--sample", "10ms", "--aggr", "5ms", "--seconds", "1"],
+    );
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains("aggr"), "{r:?}");
 }
 
 #[test]
@@ -740,4 +754,46 @@ fn reports_plot_their_distributions() {
         let data = std::fs::read(&png).expect("the plot");
         assert_eq!(&data[1..4], b"PNG", "{verb}");
     }
+}
+
+#[test]
+fn record_snapshot_takes_count_snapshots_delay_apart() {
+    let out = tmp_out("snapshots.data");
+    let path = out.to_str().expect("utf-8");
+    let r = run(
+        "record",
+        &[
+            "--sim",
+            "1G:hot=0-128M@0.9",
+            "--virtual-time",
+            "--snapshot",
+            "0.5",
+            "4",
+            "-o",
+            path,
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let records = damon_damo::read_record_file(&out).expect("a valid record");
+    let ends: Vec<u64> = records[0].snapshots.iter().map(|s| s.end_time).collect();
+    assert_eq!(ends.len(), 4, "{ends:?}");
+    assert!(
+        ends.windows(2).all(|w| w[1] - w[0] == 500_000_000),
+        "{ends:?}"
+    );
+    let r = run(
+        "record",
+        &[
+            "--sim",
+            "1G",
+            "--virtual-time",
+            "--snapshot",
+            "0.5",
+            "0",
+            "-o",
+            path,
+        ],
+    );
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains("--snapshot COUNT"), "{r:?}");
 }

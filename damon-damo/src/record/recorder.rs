@@ -43,6 +43,13 @@ pub struct Recorder {
     last_end_ns: Option<u64>,
     writer: Option<RecordWriter>,
     write_error: Option<DamoError>,
+    /// Keep one aggregation per this many ns (damo's `--snapshot`).
+    every_ns: Option<u64>,
+    /// End time of the first aggregation seen, and of the last kept.
+    first_end_ns: Option<u64>,
+    last_kept_ns: Option<u64>,
+    /// Snapshots kept at most (per target).
+    limit: Option<usize>,
 }
 
 /// A clock shared with the recorder.
@@ -99,6 +106,22 @@ impl Recorder {
         self.writer.take().map(RecordWriter::finish).transpose()
     }
 
+    /// Keeps one aggregation every `every` (damo's `record --snapshot
+    /// DELAY COUNT`): the first one `every` after the first aggregation,
+    /// then one each `every` after the last kept. Each kept snapshot spans
+    /// its own aggregation interval.
+    pub fn with_snapshot_every(mut self, every: std::time::Duration) -> Self {
+        self.every_ns = Some(u64::try_from(every.as_nanos()).unwrap_or(u64::MAX).max(1));
+        self
+    }
+
+    /// Keeps at most `n` snapshots (of each target); later aggregations
+    /// are not recorded.
+    pub fn with_limit(mut self, n: usize) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
     /// Takes snapshot end times from `clock` (µs, times 1000) instead of
     /// counting sampling intervals.
     pub fn with_clock(mut self, clock: Arc<dyn damon_core::clock::Clock>) -> Self {
@@ -127,6 +150,17 @@ impl Recorder {
             .unwrap_or_else(|| end.saturating_sub(ctx.attrs.aggr_interval.saturating_mul(1000)))
             .min(end);
         self.last_end_ns = Some(end);
+        if self.limit.is_some_and(|n| self.nr_snapshots() >= n) {
+            return;
+        }
+        if let Some(every) = self.every_ns {
+            let first = *self.first_end_ns.get_or_insert(end);
+            let due = self.last_kept_ns.unwrap_or(first).saturating_add(every);
+            if end < due {
+                return;
+            }
+            self.last_kept_ns = Some(end);
+        }
         let intervals = RecordIntervals::from_attrs(&ctx.attrs);
         for (ti, t) in ctx.targets.iter().enumerate() {
             let snap = Snapshot {

@@ -351,3 +351,46 @@ fn broken_perf_script_records_are_refused_too() {
         "{e}"
     );
 }
+
+#[test]
+fn snapshot_mode_keeps_one_aggregation_per_delay_up_to_the_limit() {
+    use damon_core::{
+        AddrRange, Context, HotRange, Kdamond, SimOps, SimPattern, Target, VirtualClock,
+    };
+    let hot = HotRange {
+        range: AddrRange::new(0, 64 << 20),
+        probability: 0.8,
+    };
+    let mut ctx = Context::new();
+    ctx.set_ops(
+        "sim",
+        Box::new(SimOps::new(SimPattern::with_hot(1 << 30, vec![hot]))),
+    );
+    ctx.targets.push(Target::new(0));
+    ctx.clock = Some(std::sync::Arc::new(VirtualClock::new()));
+    ctx.seed = Some(7);
+    let rec = Recorder::new()
+        .with_snapshot_every(std::time::Duration::from_millis(500))
+        .with_limit(3)
+        .install(&mut ctx);
+    let mut kd = Kdamond::new(ctx).unwrap();
+    kd.init().unwrap();
+    // 5 s of 5 ms samples, 100 ms aggregations: 50 aggregations
+    for _ in 0..1000 {
+        kd.step();
+    }
+    let r = rec.lock();
+    let snaps = &r.records()[0].snapshots;
+    let ends: Vec<u64> = snaps.iter().map(|s| s.end_time).collect();
+    assert_eq!(
+        ends,
+        vec![600_000_000, 1_100_000_000, 1_600_000_000],
+        "every 0.5 s after the first, 3 of them"
+    );
+    assert!(
+        snaps
+            .iter()
+            .all(|s| s.end_time - s.start_time == 100_000_000),
+        "each spans its own aggregation"
+    );
+}
