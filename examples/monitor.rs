@@ -32,12 +32,16 @@
 //! `--min-nr-regions`, `--max-nr-regions` or `--kdamonds`.
 //!
 //! Every `--refresh-ms` it prints, per target, the regions of the last
-//! aggregation interval sorted by address: start, end, size, access rate
+//! aggregation interval: start, end, size, access rate
 //! (`nr_accesses * 100 / max_nr_accesses`) and age, limited to the
-//! `--max-lines` hottest, under a header with the total size, the number
-//! of regions and the elapsed time. On a terminal the view redraws in
-//! place; otherwise (a pipe, a serial console) the views follow each other
-//! separated by blank lines.
+//! `--max-lines` hottest shown in address order, under a header with the
+//! total size, the number of regions and the elapsed time. `--sort
+//! temperature|size|age` orders the rows instead (damo's temperature:
+//! access rate and age, cold regions negative), `--target-index N` shows
+//! one target. On a terminal the view redraws in place and works like
+//! `top`: `s` cycles the order, `t` the target (all, 0, 1, ...), `q` or
+//! Ctrl-C quits; otherwise (a pipe, a serial console) the views follow each
+//! other separated by blank lines.
 //!
 //! It runs until `--duration` seconds passed (10 s of virtual time with
 //! `--virtual-time`), Ctrl-C (or SIGTERM), or every target exited; then it
@@ -52,8 +56,8 @@ use damon_core::{damon_select_ops, Clock, Context, RealClock, SimOps, Target, Vi
 use damon_damo::kdamonds::damo_default_attrs;
 use damon_damo::Recorder;
 use damon_examples::cli::{
-    self, check_pid, emit, interrupt_flag, parse_secs, parse_sim, present, render_frame,
-    render_summary, History, Runner, Stop,
+    self, check_pid, emit, interrupt_flag, parse_secs, parse_sim, present, render_summary,
+    render_view, History, Runner, Stop,
 };
 use damon_ops_paddr::{PaddrOps, PaddrRegions};
 use std::io::IsTerminal as _;
@@ -113,6 +117,12 @@ struct Args {
     /// RNG seed (simulated runs are then reproducible).
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+    /// Row order of the live view (on a terminal, `s` cycles it).
+    #[arg(long, value_enum, default_value = "address")]
+    sort: cli::SortKey,
+    /// Show only this target (its index; on a terminal, `t` cycles).
+    #[arg(long, value_name = "INDEX")]
+    target_index: Option<usize>,
 }
 
 /// What was set up to monitor.
@@ -271,14 +281,49 @@ fn run(args: &Args) -> Result<(), String> {
     let mut history = History::new(1024);
     let mut next = refresh_us;
     let mut output_closed = false;
+    let mut keys = cli::Keys::enable();
+    let mut view = cli::View {
+        sort: args.sort,
+        target: args.target_index,
+        interactive: keys.is_some(),
+    };
     let stop = loop {
         let until = duration_us.map_or(next, |d| next.min(d));
         let stop = runner.run_until(until, interrupt);
         history.absorb(recorder.lock().take_records());
         let elapsed = runner.elapsed_us();
-        let frame = render_frame(&title, elapsed, history.records(), &labels, max_lines);
-        if !emit(&present(&frame, tty)) {
-            output_closed = true;
+        let mut quit = false;
+        loop {
+            let frame = render_view(&title, elapsed, history.records(), &labels, max_lines, view);
+            let frame = match keys {
+                Some(_) => cli::Keys::raw_frame(&present(&frame, tty)),
+                None => present(&frame, tty),
+            };
+            if !emit(&frame) {
+                output_closed = true;
+                break;
+            }
+            let actions = keys.as_mut().map(cli::Keys::poll).unwrap_or_default();
+            if actions.is_empty() {
+                break;
+            }
+            for a in actions {
+                match a {
+                    cli::KeyAction::Sort => view.sort = view.sort.next(),
+                    cli::KeyAction::Target => {
+                        view.target = view.next_target(history.records().len())
+                    }
+                    cli::KeyAction::Quit => quit = true,
+                }
+            }
+            if quit {
+                break;
+            }
+        }
+        if output_closed {
+            break Stop::Interrupted;
+        }
+        if quit {
             break Stop::Interrupted;
         }
         if let Some(s) = stop {
@@ -291,6 +336,8 @@ fn run(args: &Args) -> Result<(), String> {
             next += refresh_us;
         }
     };
+    // the terminal back to normal before the summary
+    drop(keys);
     let elapsed = runner.elapsed_us();
     drop(runner.finish());
     history.absorb(recorder.lock().take_records());

@@ -9,6 +9,7 @@
 mod command;
 mod history;
 mod intervals;
+mod keys;
 mod parse;
 mod render;
 mod runner;
@@ -20,6 +21,7 @@ mod tests;
 pub use command::*;
 pub use history::*;
 pub use intervals::*;
+pub use keys::*;
 pub use parse::*;
 pub use render::*;
 pub use runner::*;

@@ -68,6 +68,104 @@ pub fn hottest_rows(regions: &[RecordRegion], max_rows: usize) -> (Vec<RecordReg
     (rows, hidden, total - shown)
 }
 
+/// How the live view orders a target's regions (`s` cycles them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortKey {
+    /// The hottest regions, shown in address order (the default).
+    #[default]
+    Address,
+    /// damo's temperature (access rate and age; cold regions negative),
+    /// hottest first.
+    Temperature,
+    /// Largest first.
+    Size,
+    /// Oldest first.
+    Age,
+}
+
+impl SortKey {
+    /// The next key in the cycle.
+    pub fn next(self) -> Self {
+        match self {
+            SortKey::Address => SortKey::Temperature,
+            SortKey::Temperature => SortKey::Size,
+            SortKey::Size => SortKey::Age,
+            SortKey::Age => SortKey::Address,
+        }
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SortKey::Address => "address",
+            SortKey::Temperature => "temperature",
+            SortKey::Size => "size",
+            SortKey::Age => "age",
+        }
+    }
+}
+
+/// What the live view shows: the order, and one target or all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct View {
+    /// Row order.
+    pub sort: SortKey,
+    /// Only this target (index), or every target.
+    pub target: Option<usize>,
+    /// Keys are read (a line tells them).
+    pub interactive: bool,
+}
+
+impl View {
+    /// The next target in the cycle all, 0, 1, ..., `n - 1`, all.
+    pub fn next_target(self, n: usize) -> Option<usize> {
+        match self.target {
+            None if n > 0 => Some(0),
+            Some(t) if t + 1 < n => Some(t + 1),
+            _ => None,
+        }
+    }
+}
+
+/// damo's region temperature with its default weights (size 0, access
+/// rate 100, age 100): `access% * 100 + age_us * 100`, negated for a
+/// region that saw no access.
+pub fn temperature(r: &RecordRegion, max_nr_accesses: u32, aggr_us: u64) -> i128 {
+    let percent = i128::from(access_percent(r.nr_accesses, max_nr_accesses));
+    let age_us = i128::from(r.age) * i128::from(aggr_us);
+    let score = percent * 100 + age_us * 100;
+    if percent > 0 {
+        score
+    } else {
+        -score
+    }
+}
+
+/// The rows of one target under `sort`: at most `max_rows`, with the count
+/// and bytes of the others.
+fn rows_by(
+    regions: &[RecordRegion],
+    max_rows: usize,
+    sort: SortKey,
+    max: u32,
+    aggr: u64,
+) -> (Vec<RecordRegion>, usize, u64) {
+    if sort == SortKey::Address {
+        return hottest_rows(regions, max_rows);
+    }
+    let mut rows = regions.to_vec();
+    match sort {
+        SortKey::Temperature => {
+            rows.sort_by_key(|r| (std::cmp::Reverse(temperature(r, max, aggr)), r.start))
+        }
+        SortKey::Size => rows.sort_by_key(|r| (std::cmp::Reverse(r.size()), r.start)),
+        _ => rows.sort_by_key(|r| (std::cmp::Reverse(r.age), r.start)),
+    }
+    let hidden: Vec<RecordRegion> = rows.split_off(rows.len().min(max_rows));
+    let hidden_bytes = hidden.iter().map(RecordRegion::size).sum();
+    (rows, hidden.len(), hidden_bytes)
+}
+
 /// One block of the live view: a header line (title, elapsed time, number
 /// of regions, total size), then per target a table of its regions in the
 /// last aggregation (start, end, size, access rate, age), limited to the
@@ -78,6 +176,26 @@ pub fn render_frame(
     records: &[Record],
     labels: &[String],
     max_rows: usize,
+) -> String {
+    render_view(
+        title,
+        elapsed_us,
+        records,
+        labels,
+        max_rows,
+        View::default(),
+    )
+}
+
+/// [`render_frame`] under a [`View`]: rows ordered by `view.sort` (at most
+/// `max_rows`), only `view.target` if set, and a key line when interactive.
+pub fn render_view(
+    title: &str,
+    elapsed_us: u64,
+    records: &[Record],
+    labels: &[String],
+    max_rows: usize,
+    view: View,
 ) -> String {
     let latest: Vec<(usize, &Record, &Snapshot)> = records
         .iter()
@@ -99,7 +217,20 @@ pub fn render_frame(
         time_us(elapsed_us),
         size(total)
     ));
+    if view.interactive || view != View::default() {
+        let shown = view
+            .target
+            .map_or_else(|| "all targets".to_string(), |t| format!("target {t}"));
+        out.push_str(&format!("sort: {} | {shown}", view.sort.name()));
+        if view.interactive {
+            out.push_str(" | keys: s sort, t target, q quit");
+        }
+        out.push('\n');
+    }
     for (i, r, s) in latest {
+        if view.target.is_some_and(|t| t != i) {
+            continue;
+        }
         let max = max_nr_accesses(r, s);
         let aggr = aggr_us(r, s);
         let label = labels
@@ -115,7 +246,7 @@ pub fn render_frame(
             "{:>18} {:>18} {:>14} {:>7} {:>12}\n",
             "start", "end", "size", "access", "age"
         ));
-        let (rows, hidden, hidden_bytes) = hottest_rows(&s.regions, max_rows);
+        let (rows, hidden, hidden_bytes) = rows_by(&s.regions, max_rows, view.sort, max, aggr);
         for row in &rows {
             out.push_str(&format!(
                 "{:>#18x} {:>#18x} {:>14} {:>5} % {:>12}\n",
@@ -130,8 +261,13 @@ pub fn render_frame(
             ));
         }
         if hidden > 0 {
+            let what = if view.sort == SortKey::Address {
+                "colder "
+            } else {
+                ""
+            };
             out.push_str(&format!(
-                "... {hidden} colder regions ({}) not shown\n",
+                "... {hidden} {what}regions ({}) not shown\n",
                 size(hidden_bytes)
             ));
         }

@@ -797,3 +797,79 @@ fn record_snapshot_takes_count_snapshots_delay_apart() {
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(r.stderr.contains("--snapshot COUNT"), "{r:?}");
 }
+
+#[test]
+fn monitor_view_sorts_and_picks_a_target() {
+    let r = run(
+        "monitor",
+        &[
+            "--sim",
+            "4G:hot=1G-1.2G@0.9",
+            "--virtual-time",
+            "--duration",
+            "2",
+            "--sort",
+            "size",
+            "--target-index",
+            "0",
+            "--max-lines",
+            "5",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.contains("sort: size | target 0"), "{r:?}");
+    // the last frame's rows: sizes never grow down the table
+    let last = r.stdout.rsplit("sort: size").next().unwrap_or_default();
+    let sizes: Vec<u64> = last
+        .lines()
+        .filter(|l| l.trim_start().starts_with("0x"))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (s, e) = (f[0].trim_start_matches("0x"), f[1].trim_start_matches("0x"));
+            u64::from_str_radix(e, 16).unwrap() - u64::from_str_radix(s, 16).unwrap()
+        })
+        .collect();
+    assert!(!sizes.is_empty() && sizes.len() <= 5, "{r:?}");
+    assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
+    let r = run(
+        "monitor",
+        &["--sim", "1G", "--virtual-time", "--sort", "bogus"],
+    );
+    assert_eq!(r.code, Some(2), "{r:?}");
+}
+
+#[test]
+fn monitor_keys_change_the_view_on_a_terminal() {
+    // a real pseudo-terminal (util-linux `script`), the keys typed at once
+    let have_script = Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_script {
+        eprintln!(
+            "skipped: monitor_keys_change_the_view_on_a_terminal: script(1) is not installed"
+        );
+        return;
+    }
+    let monitor = examples_dir().join("monitor");
+    let cmd = format!(
+        "{} --sim 1G:hot=0-64M@0.9 --refresh-ms 200 --duration 2 --max-lines 3",
+        monitor.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script");
+    // stdin stays open until the run ends (EOF would hang up the terminal)
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut stdin, b"st").expect("keys");
+    let out = wait(child, Duration::from_secs(60));
+    drop(stdin);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("keys: s sort, t target, q quit"), "{text}");
+    assert!(text.contains("sort: temperature | target 0"), "{text}");
+    assert!(text.contains("stopped after"), "{text}");
+}
