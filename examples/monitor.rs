@@ -232,6 +232,14 @@ fn build(args: &Args) -> Result<Setup, String> {
                 .into(),
         );
     };
+    if let Some(i) = args.target_index {
+        if i >= labels.len() {
+            return Err(format!(
+                "--target-index {i}: there are {} target(s), indexed from 0",
+                labels.len()
+            ));
+        }
+    }
     if args.kdamonds.is_none() {
         // damo's defaults: as the kernel's, but the layout of a process is
         // re-read every second (not minute), so a command's new mappings show

@@ -189,19 +189,45 @@ pub fn folio_passes(
     needs: FilterNeeds,
 ) -> Result<bool, OpsError> {
     let info = folio_info(io, folio, page_size, needs)?;
+    info_passes(io, s, folio.head, &info)
+}
+
+/// Whether a folio whose facts are `info` (its head at PFN `head`) passes
+/// the page-level filters of `s`; the young state is read (and reset) only
+/// if a young filter decides, and a failed read is the error returned.
+pub fn info_passes(
+    io: &mut dyn PhysIo,
+    s: &Scheme,
+    head: u64,
+    info: &PageInfo,
+) -> Result<bool, OpsError> {
     let mut young_err = None;
-    let pass = damon_core::damos::ops_filters_pass_lazy(s, &info, &mut || match folio_young(
-        io, folio.head,
-    ) {
-        Ok(y) => Some(y),
-        Err(e) => {
-            young_err = Some(e);
-            None
-        }
-    });
+    let pass =
+        damon_core::damos::ops_filters_pass_lazy(s, info, &mut || match folio_young(io, head) {
+            Ok(y) => Some(y),
+            Err(e) => {
+                young_err = Some(e);
+                None
+            }
+        });
     match young_err {
         Some(e) => Err(e),
         None => Ok(pass),
+    }
+}
+
+/// Whether the page-level filter `kind` can be evaluated with `io`: a
+/// memcg filter needs `/proc/kpagecgroup` (a kernel with `CONFIG_MEMCG`).
+pub fn check_folio_filter(io: &dyn PhysIo, kind: &FilterKind) -> Result<(), OpsError> {
+    match kind {
+        FilterKind::Memcg { .. } if !io.has_kpagecgroup() => Err(OpsError::Unsupported {
+            what: "DAMOS filter memcg".into(),
+            hint: format!(
+                "no {} (kernel built without CONFIG_MEMCG)",
+                crate::physio::KPAGECGROUP
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -255,5 +281,13 @@ mod tests {
         assert_eq!(w.folio_of(&mut t, 6).unwrap().unwrap().pfns(), 6..7);
         assert_eq!(w.folio_of(&mut t, 99).unwrap(), None, "past the last PFN");
         assert_eq!(t.1, 2, "one read per window (the second found nothing)");
+    }
+
+    #[test]
+    fn memcg_filters_need_kpagecgroup() {
+        let t = Table(vec![], 0);
+        let e = check_folio_filter(&t, &FilterKind::Memcg { memcg_id: 7 }).unwrap_err();
+        assert!(e.to_string().contains("kpagecgroup"), "{e}");
+        assert!(check_folio_filter(&t, &FilterKind::Young).is_ok());
     }
 }

@@ -9,7 +9,7 @@ use damon_core::backend::set_regions;
 use damon_core::backend::{cold_score, hot_score};
 use damon_core::damos::{Action, FilterKind, GoalMetric, Scheme, DAMOS_MAX_SCORE};
 use damon_core::{AddrRange, ApplyOutcome, Attrs, Operations, OpsCtx, OpsError, Region, Target};
-use damon_ops_common::physio::{KernelPhysIo, PhysIo, KPAGECGROUP};
+use damon_ops_common::physio::{KernelPhysIo, PhysIo};
 use damon_ops_common::probe::ProbeReport;
 use damon_ops_common::sampler::{PfnSampler, SamplerPolicy, SamplerStats};
 use damon_ops_common::{slots, sys};
@@ -246,15 +246,7 @@ impl Operations for PaddrOps {
     }
 
     fn check_filter(&self, kind: &FilterKind) -> Result<(), OpsError> {
-        match kind {
-            FilterKind::Memcg { .. } if !self.sampler.io().has_kpagecgroup() => {
-                Err(OpsError::Unsupported {
-                    what: "DAMOS filter memcg".into(),
-                    hint: format!("no {KPAGECGROUP} (kernel built without CONFIG_MEMCG)"),
-                })
-            }
-            _ => Ok(()),
-        }
+        damon_ops_common::folio::check_folio_filter(self.sampler.io(), kind)
     }
 
     fn check_goal_metric(&self, _metric: GoalMetric) -> Result<(), OpsError> {

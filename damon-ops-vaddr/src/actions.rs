@@ -2,9 +2,9 @@
 //! to (mapped, and passing the page-level filters), and the advice to use.
 //! Pure functions here; the system calls are in [`crate::ops`].
 
-use damon_core::damos::{ops_filters_pass, ops_filters_pass_lazy, Action, PageInfo, Scheme};
+use damon_core::damos::{ops_filters_pass, Action, PageInfo, Scheme};
 use damon_core::{AddrRange, OpsError};
-use damon_ops_common::folio::{folio_info, folio_young, FilterNeeds, FlagsWindow};
+use damon_ops_common::folio::{folio_info, info_passes, FilterNeeds, FlagsWindow};
 use damon_ops_common::pagemap::PagemapEntry;
 use damon_ops_common::physio::PhysIo;
 use damon_ops_common::sys::Advice;
@@ -137,18 +137,8 @@ fn folio_decision(
         unmapped: base.unmapped,
         ..info
     };
-    let mut err = None;
-    let pass = ops_filters_pass_lazy(s, &info, &mut || match folio_young(f.io, folio.head) {
-        Ok(y) => Some(y),
-        Err(x) => {
-            err = Some(x);
-            None
-        }
-    });
-    match err {
-        Some(x) => Err(x),
-        None => Ok((pass, Some(folio.pfns()))),
-    }
+    let pass = info_passes(f.io, s, folio.head, &info)?;
+    Ok((pass, Some(folio.pfns())))
 }
 
 /// CAP_SYS_NICE in the effective set, from `/proc/self/status` text

@@ -15,7 +15,7 @@ use damon_core::{
     AddrRange, ApplyOutcome, Attrs, Operations, OpsCtx, OpsError, Region, Target, TargetId,
 };
 use damon_ops_common::coalesce::Coalesce;
-use damon_ops_common::physio::{KernelPhysIo, PhysIo, KPAGECGROUP};
+use damon_ops_common::physio::{KernelPhysIo, PhysIo};
 use damon_ops_common::sampler::{PfnSampler, SamplerPolicy, SamplerStats};
 use damon_ops_common::{slots, sys, ProbeReport};
 
@@ -232,15 +232,7 @@ impl Operations for VaddrOps {
     }
 
     fn check_filter(&self, kind: &FilterKind) -> Result<(), OpsError> {
-        match kind {
-            FilterKind::Memcg { .. } if !self.sampler.io().has_kpagecgroup() => {
-                Err(OpsError::Unsupported {
-                    what: "DAMOS filter memcg".into(),
-                    hint: format!("no {KPAGECGROUP} (kernel built without CONFIG_MEMCG)"),
-                })
-            }
-            _ => Ok(()),
-        }
+        damon_ops_common::folio::check_folio_filter(self.sampler.io(), kind)
     }
 
     fn check_scheme(&self, s: &Scheme, targets: &[Target]) -> Result<(), OpsError> {

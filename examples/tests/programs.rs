@@ -247,6 +247,18 @@ fn monitor_refuses_bad_targets_and_options_without_panicking() {
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(r.stderr.contains("nothing to monitor"), "{r:?}");
 
+    // a target that does not exist is refused before monitoring, not an
+    // empty view
+    let r = run(
+        "monitor",
+        &["--sim", "1G", "--virtual-time", "--target-index", "1"],
+    );
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert_eq!(
+        r.stderr.trim(),
+        "monitor: --target-index 1: there are 1 target(s), indexed from 0"
+    );
+
     let r = run("monitor", &["--help"]);
     assert_eq!(r.code, Some(0), "{r:?}");
     for opt in [
