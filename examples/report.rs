@@ -7,14 +7,18 @@
 //! cargo run --release --example report -- heatmap damon.data
 //! cargo run --release --example report -- heatmap damon.data --output heatmap.png
 //! cargo run --release --example report -- access damon.data
+//! cargo run --release --example report -- access damon.data --style temperature-sz-hist
+//! cargo run --release --example report -- access damon.data --style hot --snapshot_idx 3 5
+//! cargo run --release --example report -- times damon.data --access_rate 50 max
 //! ```
 
 #![deny(unsafe_code)]
 
 use clap::{Parser, Subcommand, ValueEnum};
+use damon_damo::filter::RecordFilter;
 use damon_damo::{
-    access, heatmap_of, read_record_file, wss_of, AccessOptions, DamoError, HeatmapOptions,
-    RecordFile, WssOptions, WssSort,
+    access, heatmap_of, read_record_file, style_text, wss_of, AccessOptions, AccessStyle,
+    DamoError, HeatmapOptions, RecordFile, StyleOptions, WssOptions, WssSort,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +49,97 @@ impl Input {
             .clone()
             .or_else(|| self.input.clone())
             .unwrap_or_else(|| PathBuf::from("damon.data"))
+    }
+}
+
+/// damo's record filter options (`damo help access_filter_options`).
+#[derive(clap::Args, Debug, Default)]
+struct FilterArgs {
+    /// Keep regions of this size range (bytes; `4K`, `min`, `max`).
+    #[arg(long = "sz_region", visible_alias = "sz-region", num_args = 2, value_names = ["MIN", "MAX"])]
+    sz_region: Option<Vec<String>>,
+    /// Keep regions of this access rate range (percent of the samples).
+    #[arg(long = "access_rate", visible_alias = "access-rate", num_args = 2, value_names = ["MIN", "MAX"])]
+    access_rate: Option<Vec<String>>,
+    /// Keep regions of this age range (µs, or with a unit: `1s`).
+    #[arg(long, num_args = 2, value_names = ["MIN", "MAX"])]
+    age: Option<Vec<String>>,
+    /// Keep the parts of regions inside this address range (repeatable).
+    #[arg(long, num_args = 2, value_names = ["START", "END"], action = clap::ArgAction::Append)]
+    address: Option<Vec<String>>,
+    /// Keep snapshots whose regions total this many bytes (repeatable).
+    #[arg(long = "sz_snapshot", visible_alias = "sz-snapshot", num_args = 2, value_names = ["MIN", "MAX"], action = clap::ArgAction::Append)]
+    sz_snapshot: Option<Vec<String>>,
+    /// Keep snapshots inside this time range (ns, or with a unit; repeatable).
+    #[arg(long = "snapshot_time", visible_alias = "snapshot-time", num_args = 2, value_names = ["START", "END"], action = clap::ArgAction::Append)]
+    snapshot_time: Option<Vec<String>>,
+    /// Keep snapshots of this index range, both included (repeatable).
+    #[arg(long = "snapshot_idx", visible_alias = "snapshot-idx", num_args = 2, value_names = ["START", "END"], action = clap::ArgAction::Append)]
+    snapshot_idx: Option<Vec<String>>,
+    /// Keep regions of this temperature range (repeatable).
+    #[arg(long, num_args = 2, value_names = ["MIN", "MAX"], action = clap::ArgAction::Append, allow_negative_numbers = true)]
+    temperature: Option<Vec<i128>>,
+    /// Temperature weights of size, access rate and age.
+    #[arg(long = "temperature_weights", visible_alias = "temperature-weights", num_args = 3, value_names = ["SIZE", "ACCESS", "AGE"], allow_negative_numbers = true)]
+    temperature_weights: Option<Vec<i64>>,
+}
+
+impl FilterArgs {
+    fn pairs<T>(
+        v: &Option<Vec<String>>,
+        opt: &str,
+        parse: impl Fn(&str, &str) -> Result<T, DamoError>,
+    ) -> Result<Option<Vec<(T, T)>>, String> {
+        let Some(v) = v else { return Ok(None) };
+        let mut out = Vec::new();
+        for c in v.chunks(2) {
+            let a = parse(&c[0], opt).map_err(|e| e.to_string())?;
+            let b = parse(&c[1], opt).map_err(|e| e.to_string())?;
+            out.push((a, b));
+        }
+        Ok(Some(out))
+    }
+
+    fn filter(&self) -> Result<RecordFilter, String> {
+        use damon_damo::filter::*;
+        let mut f = RecordFilter::default();
+        let one = |v: Option<Vec<(u64, u64)>>| v.map(|v| v[0]);
+        if let Some(p) = one(Self::pairs(
+            &self.sz_region,
+            "--sz_region",
+            parse_size_text,
+        )?) {
+            f.sz_region = p;
+        }
+        if let Some(v) = Self::pairs(&self.access_rate, "--access_rate", parse_percent_text)? {
+            f.access_rate_percent = v[0];
+        }
+        if let Some(p) = one(Self::pairs(&self.age, "--age", parse_time_us_text)?) {
+            f.age_us = p;
+        }
+        f.address = Self::pairs(&self.address, "--address", parse_size_text)?;
+        f.sz_snapshot = Self::pairs(&self.sz_snapshot, "--sz_snapshot", parse_size_text)?;
+        f.snapshot_time_ns =
+            Self::pairs(&self.snapshot_time, "--snapshot_time", parse_time_ns_text)?;
+        f.snapshot_idx = Self::pairs(&self.snapshot_idx, "--snapshot_idx", parse_nr_text)?;
+        f.temperature = self
+            .temperature
+            .as_ref()
+            .map(|v| v.chunks(2).map(|c| (c[0], c[1])).collect());
+        if let Some(w) = &self.temperature_weights {
+            f.temperature_weights = [w[0], w[1], w[2]];
+        }
+        for (what, ranges) in [
+            ("--address", &f.address),
+            ("--sz_snapshot", &f.sz_snapshot),
+            ("--snapshot_time", &f.snapshot_time_ns),
+            ("--snapshot_idx", &f.snapshot_idx),
+        ] {
+            if let Some(&(a, b)) = ranges.iter().flatten().find(|(a, b)| a > b) {
+                return Err(format!("{what} {a} {b}: the start is after the end"));
+            }
+        }
+        Ok(f)
     }
 }
 
@@ -170,19 +265,55 @@ enum Kind {
         #[arg(long, visible_alias = "raw_numbers")]
         raw_numbers: bool,
     },
-    /// Regions of one snapshot: address, size, access frequency, age.
+    /// Regions of a snapshot (address, size, access frequency, age), or
+    /// damo's styles over every selected snapshot: size histograms and
+    /// percentiles of temperature or idle time, regions hottest or coldest
+    /// first; `--json` prints the selected records as a damo JSON record.
     Access {
         #[command(flatten)]
         input: Input,
-        /// Snapshot index (default: the last).
+        /// Snapshot index (default: the last; with --style, every snapshot).
         #[arg(long, value_name = "N")]
         snapshot: Option<usize>,
         /// Only this target.
         #[arg(long, value_name = "ID")]
         tid: Option<u64>,
+        /// damo's style: temperature-sz-hist, recency-sz-hist,
+        /// temperature-percentiles, recency-percentiles
+        /// (idle-time-percentiles), hot or cold.
+        #[arg(long, value_name = "STYLE")]
+        style: Option<String>,
+        /// Histogram ranges doubling in width.
+        #[arg(long = "hist_logscale", visible_alias = "hist-logscale")]
+        hist_logscale: bool,
+        /// Every histogram range starts at the minimum.
+        #[arg(long = "hist_cumulate", visible_alias = "hist-cumulate")]
+        hist_cumulate: bool,
+        /// Percentiles to show (up to 3 values: START END [STEP] as a range; more: the values).
+        #[arg(long = "percentiles_range", visible_alias = "percentiles-range", num_args = 1..)]
+        percentiles_range: Option<Vec<u32>>,
+        /// Plain numbers.
+        #[arg(long = "raw_number", visible_alias = "raw-number")]
+        raw_number: bool,
+        /// The selected records as damo's JSON record format.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        filter: FilterArgs,
         /// Write the report to this file instead of stdout.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+    /// When the record had regions that pass the filters: `start-end` in
+    /// seconds, adjacent snapshots joined (damo's `report times`).
+    Times {
+        #[command(flatten)]
+        input: Input,
+        /// damo's spelling: the record and its profile (the profile is not read).
+        #[arg(long, num_args = 1..=2, value_names = ["FILE", "PROFILE"], conflicts_with_all = ["file", "input"])]
+        inputs: Option<Vec<PathBuf>>,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
 }
 
@@ -426,24 +557,110 @@ fn run(args: Args) -> Result<(), String> {
             input,
             snapshot,
             tid,
+            style,
+            hist_logscale,
+            hist_cumulate,
+            percentiles_range,
+            raw_number,
+            json,
+            filter,
             output,
         } => {
             let file = input.path();
-            let records = read(&file)?;
-            let reps = access(
-                &records,
-                &AccessOptions {
-                    snapshot,
-                    target_id: tid,
-                },
+            let style = style
+                .map(|n| {
+                    AccessStyle::from_name(&n).ok_or_else(|| {
+                        format!(
+                            "--style {n:?}: expected temperature-sz-hist, recency-sz-hist, \
+                             temperature-percentiles, recency-percentiles, idle-time-percentiles, hot or cold"
+                        )
+                    })
+                })
+                .transpose()?;
+            let mut f = filter.filter()?;
+            if let Some(n) = snapshot {
+                if f.snapshot_idx.is_some() {
+                    return Err(
+                        "--snapshot and --snapshot_idx select snapshots twice; give one".into(),
+                    );
+                }
+                f.snapshot_idx = Some(vec![(n as u64, n as u64)]);
+            }
+            let mut records = read(&file)?;
+            records.retain(|r| tid.is_none_or(|t| t == r.target_id));
+            if records.is_empty() {
+                return Err(match tid {
+                    Some(t) => format!("{}: no record of target {t}", file.display()),
+                    None => format!("No record in {}", file.display()),
+                });
+            }
+            let picked = f.snapshot_idx.is_some() || f.snapshot_time_ns.is_some();
+            f.apply(&mut records).map_err(|e| e.to_string())?;
+            if json {
+                return emit(&damon_damo::write_json(&records), output.as_ref());
+            }
+            if let Some(style) = style {
+                let percentiles = match percentiles_range.as_deref() {
+                    None => None,
+                    Some(v) if v.len() <= 3 => Some(percentiles_of(Some(v))?),
+                    Some(v) => {
+                        let mut v = v.to_vec();
+                        v.sort_unstable();
+                        Some(v)
+                    }
+                };
+                let o = StyleOptions {
+                    style,
+                    raw_number,
+                    temperature_weights: f.temperature_weights,
+                    hist_logscale,
+                    hist_cumulate,
+                    percentiles,
+                };
+                let text = style_text(&records, &o).map_err(|e| e.to_string())?;
+                return emit(&text, output.as_ref());
+            }
+            // the region table: the last snapshot, or every selected one
+            let mut texts = Vec::new();
+            for r in &records {
+                let n = r.snapshots.len();
+                let idxs: Vec<usize> = if picked {
+                    (0..n).collect()
+                } else {
+                    n.checked_sub(1).into_iter().collect()
+                };
+                for i in idxs {
+                    let rep = access(
+                        std::slice::from_ref(r),
+                        &AccessOptions {
+                            snapshot: Some(i),
+                            target_id: None,
+                        },
+                    )
+                    .map_err(|e| e.to_string())?;
+                    texts.extend(rep.iter().map(|r| r.to_text()));
+                }
+            }
+            if texts.is_empty() {
+                return Err("no snapshot passes the filters".into());
+            }
+            emit(&texts.join("\n"), output.as_ref())
+        }
+        Kind::Times {
+            input,
+            inputs,
+            filter,
+        } => {
+            let file = inputs
+                .and_then(|v| v.into_iter().next())
+                .unwrap_or_else(|| input.path());
+            let f = filter.filter()?;
+            let mut records = read(&file)?;
+            f.apply(&mut records).map_err(|e| e.to_string())?;
+            emit(
+                &damon_damo::filter::times_text(&damon_damo::filter::times(&records)),
+                None,
             )
-            .map_err(|e| e.to_string())?;
-            let text: String = reps
-                .iter()
-                .map(|r| r.to_text())
-                .collect::<Vec<_>>()
-                .join("\n");
-            emit(&text, output.as_ref())
         }
     }
 }

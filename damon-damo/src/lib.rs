@@ -41,6 +41,7 @@
 pub mod access;
 mod canvas;
 mod error;
+pub mod filter;
 pub mod fmt;
 pub mod footprint;
 #[cfg(test)]
@@ -71,6 +72,7 @@ pub fn parse_time_us(s: &str) -> Result<u64, DamoError> {
     value::time_us(&serde_json::Value::String(s.to_string()), "time")
 }
 
+pub use access::style::{style_text, AccessStyle, StyleOptions};
 pub use access::{access, AccessOptions, AccessReport};
 pub use heatmap::{heatmap, heatmap_of, Heatmap, HeatmapOptions};
 pub use kdamonds::{

@@ -777,3 +777,170 @@ fn damo_reports_our_footprint_files_like_we_do() {
     }
     println!("{T}: vsz, rss, sys_used and all match in four option sets");
 }
+
+/// damo's hot/cold output without what it draws in colour: its `heatmap:`
+/// and `# min/max temperatures` lines, and the box before each region.
+fn without_colour(damo_text: &str) -> String {
+    damo_text
+        .lines()
+        .filter(|l| !l.starts_with("heatmap: ") && !l.starts_with("# min/max temperatures"))
+        .map(|l| match l.rfind("\u{1b}[0m| ") {
+            Some(i) => &l[i + "\u{1b}[0m| ".len()..],
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn damo_reports_access_styles_filters_and_times_like_we_do() {
+    const T: &str = "damo_reports_access_styles_filters_and_times_like_we_do";
+    let damo = match damo() {
+        Ok(d) => d,
+        Err(e) => return skip(T, &e),
+    };
+    if !have_file_cmd() {
+        return skip(
+            T,
+            "damo needs file(1) to read record files, and it is not installed",
+        );
+    }
+    use damon_damo::filter::{times, times_text, RecordFilter};
+    use damon_damo::{style_text, AccessStyle, StyleOptions};
+    let records = simulated_records();
+    let f = tmp_dir("styles").join("damon.data");
+    std::fs::write(&f, encode(&records, RecordFormat::JsonCompressed)).unwrap();
+    let input = f.to_str().unwrap();
+    let filters: Vec<(Vec<&str>, RecordFilter)> = vec![
+        (vec![], RecordFilter::default()),
+        (
+            vec!["--snapshot_idx", "10", "12", "--snapshot_idx", "100", "100"],
+            RecordFilter {
+                snapshot_idx: Some(vec![(10, 12), (100, 100)]),
+                ..RecordFilter::default()
+            },
+        ),
+        (
+            vec!["--address", "0", "300M", "--snapshot_idx", "20", "25"],
+            RecordFilter {
+                address: Some(vec![(0, 300 << 20)]),
+                snapshot_idx: Some(vec![(20, 25)]),
+                ..RecordFilter::default()
+            },
+        ),
+        (
+            vec![
+                "--temperature",
+                "-2000000",
+                "100000000",
+                "--snapshot_idx",
+                "40",
+                "44",
+            ],
+            RecordFilter {
+                temperature: Some(vec![(-2_000_000, 100_000_000)]),
+                snapshot_idx: Some(vec![(40, 44)]),
+                ..RecordFilter::default()
+            },
+        ),
+    ];
+    let styles = [
+        ("temperature-sz-hist", AccessStyle::TemperatureSzHist),
+        ("recency-sz-hist", AccessStyle::RecencySzHist),
+        (
+            "temperature-percentiles",
+            AccessStyle::TemperaturePercentiles,
+        ),
+        ("recency-percentiles", AccessStyle::RecencyPercentiles),
+        ("hot", AccessStyle::Hot),
+        ("cold", AccessStyle::Cold),
+    ];
+    let mut compared = 0;
+    for (fargs, filter) in &filters {
+        let mut ours_records = records.clone();
+        filter.apply(&mut ours_records).unwrap();
+        for (name, style) in styles {
+            for raw in [false, true] {
+                let mut a = vec!["report", "access", "--input_file", input, "--style", name];
+                a.extend(fargs);
+                if raw {
+                    a.push("--raw_number");
+                }
+                let theirs = without_colour(&run_damo(&damo, &a));
+                let o = StyleOptions {
+                    raw_number: raw,
+                    ..StyleOptions::new(style)
+                };
+                let ours = style_text(&ours_records, &o).unwrap();
+                assert_eq!(ours.trim_end(), theirs.trim_end(), "damo {a:?}");
+                compared += 1;
+            }
+        }
+    }
+    // the access-pattern filter: damo keeps the unfiltered total size (its
+    // filter_by_pattern does not update total_bytes), we total the regions
+    // kept; every other line is the same
+    let mut kept = records.clone();
+    RecordFilter {
+        access_rate_percent: (30.0, 100.0),
+        age_us: (0, 2_000_000),
+        ..RecordFilter::default()
+    }
+    .apply(&mut kept)
+    .unwrap();
+    let theirs = run_damo(
+        &damo,
+        &[
+            "report",
+            "access",
+            "--input_file",
+            input,
+            "--style",
+            "temperature-sz-hist",
+            "--access_rate",
+            "30",
+            "100",
+            "--age",
+            "0",
+            "2s",
+        ],
+    );
+    let ours = style_text(&kept, &StyleOptions::new(AccessStyle::TemperatureSzHist)).unwrap();
+    let drop_totals = |t: &str| {
+        t.lines()
+            .filter(|l| !l.starts_with("total size: "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(drop_totals(&ours), drop_totals(theirs.trim_end()));
+    // times: when were regions hot?
+    for (fargs, filter) in [
+        (
+            vec!["--access_rate", "50", "max"],
+            RecordFilter {
+                access_rate_percent: (50.0, u64::MAX as f64),
+                ..RecordFilter::default()
+            },
+        ),
+        (
+            vec!["--address", "256M", "512M", "--access_rate", "1", "max"],
+            RecordFilter {
+                address: Some(vec![(256 << 20, 512 << 20)]),
+                access_rate_percent: (1.0, u64::MAX as f64),
+                ..RecordFilter::default()
+            },
+        ),
+    ] {
+        let mut a = vec!["report", "times", "--inputs", input, "none"];
+        a.extend(&fargs);
+        let theirs = run_damo(&damo, &a);
+        let mut kept = records.clone();
+        filter.apply(&mut kept).unwrap();
+        let ours = times_text(&times(&kept));
+        assert!(!ours.is_empty(), "{fargs:?} keeps something");
+        assert_eq!(ours, theirs, "damo {a:?}");
+    }
+    println!(
+        "{T}: {compared} style/filter reports, an access-rate filter and 2 times reports match"
+    );
+}

@@ -656,6 +656,73 @@ fn record_and_report_take_damos_options_and_time_forms() {
     );
     assert_eq!(r.code, Some(0), "{r:?}");
 
+    // damo's access styles, record filters and times
+    let r = run(
+        "report",
+        &[
+            "access",
+            "-i",
+            path,
+            "--style",
+            "recency-percentiles",
+            "--snapshot_idx",
+            "2",
+            "3",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(
+        r.stdout.matches("# total recency percentiles").count(),
+        2,
+        "{r:?}"
+    );
+    assert!(
+        r.stdout
+            .ends_with("record DAMON intervals: sample 10 ms, aggr 200 ms\n"),
+        "{r:?}"
+    );
+    let r = run(
+        "report",
+        &["access", "-i", path, "--json", "--snapshot", "4"],
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let back = damon_damo::parse_record(r.stdout.as_bytes()).expect("--json is a damo record");
+    assert_eq!(back[0].snapshots, vec![records[0].snapshots[4].clone()]);
+    let r = run("report", &["times", path, "--access_rate", "0", "max"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(r.stdout, "0.000000-3.000000\n# (seconds)\n", "{r:?}");
+    for (args, why) in [
+        (
+            vec!["access", "-i", path, "--style", "detailed"],
+            "--style \"detailed\"",
+        ),
+        (
+            vec![
+                "access",
+                "-i",
+                path,
+                "--snapshot",
+                "1",
+                "--snapshot_idx",
+                "1",
+                "2",
+            ],
+            "select snapshots twice",
+        ),
+        (
+            vec!["times", path, "--access_rate", "lots", "max"],
+            "--access_rate",
+        ),
+        (
+            vec!["times", path, "--address", "9", "3"],
+            "the start is after the end",
+        ),
+    ] {
+        let r = run("report", &args);
+        assert_eq!(r.code, Some(1), "{args:?}: {r:?}");
+        assert!(r.stderr.contains(why), "{args:?}: {r:?}");
+    }
+
     // a time damo would not take is refused, naming the option
     let r = run(
         "record",

@@ -2,6 +2,8 @@
 //! size, access frequency and age, then the estimated memory bandwidth and
 //! the total size.
 
+pub mod style;
+
 use crate::fmt::{format_hz, format_nr, format_sz, format_time_ns};
 use crate::heatmap::snapshot_aggr_us;
 use crate::record::Record;
