@@ -304,6 +304,35 @@ enum Kind {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// damo's short holistic report: a small heatmap per contiguous range,
+    /// the working set size and memory footprint percentiles, and perf's
+    /// hottest functions when the record has a profile.
+    Holistic {
+        /// Record file (damo's spelling) [default: damon.data].
+        #[arg(
+            long = "access_pattern",
+            visible_alias = "access-pattern",
+            value_name = "FILE"
+        )]
+        access_pattern: Option<PathBuf>,
+        /// Record file.
+        #[arg(value_name = "FILE", conflicts_with = "access_pattern")]
+        file: Option<PathBuf>,
+        /// Memory footprint file [default: FILE.mem_footprint].
+        #[arg(long, value_name = "FILE")]
+        footprints: Option<PathBuf>,
+        /// perf profile [default: FILE.profile].
+        #[arg(long, value_name = "FILE")]
+        profile: Option<PathBuf>,
+        /// perf to run `perf report` with.
+        #[arg(
+            long = "perf_path",
+            visible_alias = "perf-path",
+            value_name = "PATH",
+            default_value = "perf"
+        )]
+        perf_path: String,
+    },
     /// When the record had regions that pass the filters: `start-end` in
     /// seconds, adjacent snapshots joined (damo's `report times`).
     Times {
@@ -645,6 +674,68 @@ fn run(args: Args) -> Result<(), String> {
                 return Err("no snapshot passes the filters".into());
             }
             emit(&texts.join("\n"), output.as_ref())
+        }
+        Kind::Holistic {
+            access_pattern,
+            file,
+            footprints,
+            profile,
+            perf_path,
+        } => {
+            let file = file
+                .or(access_pattern)
+                .unwrap_or_else(|| PathBuf::from("damon.data"));
+            let records = read(&file)?;
+            let side = |given: Option<PathBuf>, ext: &str| {
+                given.unwrap_or_else(|| {
+                    let mut p = file.clone().into_os_string();
+                    p.push(ext);
+                    PathBuf::from(p)
+                })
+            };
+            let fp_path = side(footprints, ".mem_footprint");
+            let fps = if fp_path.exists() {
+                Some(damon_damo::footprint::read_footprints(&fp_path).map_err(|e| e.to_string())?)
+            } else {
+                eprintln!(
+                    "report: no {} (record writes it on real-time recordings): rss, vsz and sys_used left out",
+                    fp_path.display()
+                );
+                None
+            };
+            let profile = side(profile, ".profile");
+            let perf = if profile.exists() || perf_path != "perf" {
+                match std::process::Command::new(&perf_path)
+                    .arg("report")
+                    .arg("-i")
+                    .arg(&profile)
+                    .arg("--stdio")
+                    .stderr(std::process::Stdio::null())
+                    .output()
+                {
+                    Ok(o) if o.status.success() => {
+                        Some(String::from_utf8_lossy(&o.stdout).into_owned())
+                    }
+                    Ok(o) => {
+                        eprintln!(
+                            "report: `{perf_path} report -i {}` failed ({}): hotspots left out",
+                            profile.display(),
+                            o.status
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        eprintln!("report: cannot run {perf_path} ({e}): hotspots left out");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let text =
+                damon_damo::holistic::holistic_text(&records, fps.as_deref(), perf.as_deref())
+                    .map_err(|e| report_error(&file, e))?;
+            emit(&text, None)
         }
         Kind::Times {
             input,

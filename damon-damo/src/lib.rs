@@ -47,6 +47,7 @@ pub mod footprint;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod heatmap;
+pub mod holistic;
 pub mod info;
 pub mod kdamonds;
 pub mod plot;

@@ -944,3 +944,90 @@ fn damo_reports_access_styles_filters_and_times_like_we_do() {
         "{T}: {compared} style/filter reports, an access-rate filter and 2 times reports match"
     );
 }
+
+#[test]
+fn damo_reports_holistic_distributions_like_we_do() {
+    const T: &str = "damo_reports_holistic_distributions_like_we_do";
+    let damo = match damo() {
+        Ok(d) => d,
+        Err(e) => return skip(T, &e),
+    };
+    if !have_file_cmd() {
+        return skip(
+            T,
+            "damo needs file(1) to read record files, and it is not installed",
+        );
+    }
+    use damon_damo::footprint::*;
+    use damon_damo::holistic::holistic_text;
+    let dir = tmp_dir("holistic");
+    let f = dir.join("damon.data");
+    let input = f.to_str().unwrap();
+    // one record of 130 snapshots (none skipped) and one of 260 (the
+    // first 20 skipped, as damo does past 200)
+    for rounds in [1, 2] {
+        let mut records = simulated_records();
+        if rounds == 2 {
+            let shift = records[0].snapshots.last().unwrap().end_time;
+            let more: Vec<_> = records[0]
+                .snapshots
+                .iter()
+                .map(|s| damon_damo::Snapshot {
+                    start_time: s.start_time + shift,
+                    end_time: s.end_time + shift,
+                    ..s.clone()
+                })
+                .collect();
+            records[0].snapshots.extend(more);
+        }
+        std::fs::write(&f, encode(&records, RecordFormat::JsonCompressed)).unwrap();
+        let mut w = FootprintWriter::create(dir.join("damon.data.mem_footprint")).unwrap();
+        let mut snaps = Vec::new();
+        for i in 0..9u64 {
+            let p = ProcFootprint {
+                size: (100 << 20) + i * 4096,
+                resident: ((i * 37) % 11) << 20,
+                ..ProcFootprint::default()
+            };
+            let sys = SysFootprint {
+                total: 8 << 30,
+                free: (3 << 30) - i * (5 << 20),
+                ..SysFootprint::default()
+            };
+            let s = FootprintSnapshot::of(1_700_000_000.0 + i as f64, vec![(42, p)], sys);
+            w.push(&s).unwrap();
+            snaps.push(s);
+        }
+        w.finish().unwrap();
+        // `true` as perf: an empty hotspot section on both sides
+        let theirs = run_damo(
+            &damo,
+            &[
+                "report",
+                "holistic",
+                "--access_pattern",
+                input,
+                "--perf_path",
+                "true",
+            ],
+        );
+        let ours = holistic_text(&records, Some(&snaps), Some("")).unwrap();
+        let section = |t: &str| {
+            t[t.find("# Memory Footprints Distribution")
+                .expect("a distribution section")..]
+                .trim_end()
+                .to_string()
+        };
+        assert_eq!(
+            section(&ours),
+            section(&theirs),
+            "{} snapshots",
+            records[0].snapshots.len()
+        );
+        assert!(
+            ours.contains("# resolution: 80x5"),
+            "we draw the heatmap: {ours}"
+        );
+    }
+    println!("{T}: the wss, rss, vsz and sys_used percentiles match for 130 and 260 snapshots");
+}

@@ -688,6 +688,19 @@ fn record_and_report_take_damos_options_and_time_forms() {
     assert_eq!(r.code, Some(0), "{r:?}");
     let back = damon_damo::parse_record(r.stdout.as_bytes()).expect("--json is a damo record");
     assert_eq!(back[0].snapshots, vec![records[0].snapshots[4].clone()]);
+    let r = run(
+        "report",
+        &["holistic", path, "--perf_path", "/nonexistent/perf"],
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(
+        r.stdout
+            .starts_with("# Heatmap\n# target 0, address range "),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("\n       wss "), "{r:?}");
+    assert!(r.stderr.contains("rss, vsz and sys_used left out"), "{r:?}");
+    assert!(r.stderr.contains("hotspots left out"), "{r:?}");
     let r = run("report", &["times", path, "--access_rate", "0", "max"]);
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(r.stdout, "0.000000-3.000000\n# (seconds)\n", "{r:?}");
