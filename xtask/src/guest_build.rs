@@ -20,6 +20,12 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "damon-core",
 ];
 
+/// Single integration tests of other packages that run in the guest by
+/// default: `(package, test target)`. damo's recorder on the guest kernel's
+/// DAMON is the one damon-damo test that needs the guest (its other tests
+/// run damo on the host, and under TCG would take many minutes).
+pub(crate) const EXTRA_TESTS: &[(&str, &str)] = &[("damon-damo", "guest_damo_record")];
+
 /// The harness's own guest checks: a standalone package (own `[workspace]`).
 const SMOKE_MANIFEST: &str = "vm/guest-smoke/Cargo.toml";
 
@@ -52,8 +58,10 @@ pub(crate) struct GuestBinaries {
 }
 
 /// Builds all guest binaries. `packages` selects the workspace test packages
-/// (empty = [`TEST_PACKAGES`]); `smoke` adds the harness's smoke test.
+/// (empty = [`TEST_PACKAGES`] and [`EXTRA_TESTS`]); `smoke` adds the
+/// harness's smoke test.
 pub(crate) fn build(root: &Path, packages: &[String], smoke: bool) -> Result<GuestBinaries> {
+    let explicit = packages;
     let packages: Vec<&str> = if packages.is_empty() {
         TEST_PACKAGES.to_vec()
     } else {
@@ -76,6 +84,13 @@ pub(crate) fn build(root: &Path, packages: &[String], smoke: bool) -> Result<Gue
     // Cargo reports in completion order; run in name order, smoke first,
     // soak tests last.
     let mut workspace_tests = test_artifacts(&mut cmd)?;
+    if explicit.is_empty() {
+        for (package, target) in EXTRA_TESTS {
+            let mut cmd = static_cargo(root, "test");
+            cmd.args(["--no-run", "-p", package, "--test", target]);
+            workspace_tests.extend(test_artifacts(&mut cmd)?);
+        }
+    }
     workspace_tests
         .sort_by(|a, b| (runs_last(&a.name), &a.name).cmp(&(runs_last(&b.name), &b.name)));
     tests.extend(workspace_tests);

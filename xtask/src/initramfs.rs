@@ -78,6 +78,13 @@ pub(crate) fn pack(
         }
         link_or_copy(&test.path, &rootfs.join("tests").join(&test.name))?;
     }
+    if bins.tests.iter().any(|t| t.name.starts_with("damon-damo")) {
+        let bytes = crate::guest_damo::stage(vm_dir, &rootfs)?;
+        eprintln!(
+            "xtask: staged python, damo and file(1) for the guest ({:.1} MiB)",
+            bytes as f64 / f64::from(1 << 20)
+        );
+    }
     let mut list = String::new();
     for test in &bins.tests {
         list.push_str(&test.name);

@@ -17,6 +17,7 @@ mod demo;
 mod deps;
 mod fuzz;
 mod guest_build;
+mod guest_damo;
 mod initramfs;
 mod kernel;
 mod libtest;

@@ -33,7 +33,7 @@ options:
                     serial output or on a kernel panic/BUG/Oops
   -p, --package P   test only these workspace packages (repeatable; default:
                     damon-ops-common damon-ops-paddr damon-ops-vaddr
-                    damon-schemes damon-core)
+                    damon-schemes damon-core, and damon-damo's guest_damo_record)
   -- TEST-ARGS      passed to every test binary (not the smoke test), e.g.
                     `-- page_idle` to filter by name (split on whitespace)
 
@@ -164,6 +164,7 @@ impl Suite {
 
         let t = Instant::now();
         apt::ensure(apt::VM_PACKAGES)?;
+        apt::ensure(crate::guest_damo::PACKAGES)?;
         let kernel = kernel::bz_image(root)?;
         self.timings.push(("packages+kernel", t.elapsed()));
 
