@@ -150,6 +150,34 @@ pub fn memcg_id_of(dir: &Path) -> Result<u64, OpsError> {
     Ok(m.ino())
 }
 
+/// The path of memory cgroup `id` as the kernel's sysfs and damo name it:
+/// relative to its memory hierarchy's mount, `/` for the root (`/a/b`);
+/// `None` when no such cgroup exists (any more).
+pub fn memcg_path_of(id: u64) -> Option<String> {
+    let roots = memory_roots();
+    let dir = find_memcg_dir(&roots, id)?;
+    let root = roots
+        .iter()
+        .find(|r| dir.starts_with(r))
+        .map_or(Path::new("/"), Path::new);
+    let rel = dir.strip_prefix(root).unwrap_or(&dir);
+    Some(format!("/{}", rel.display()))
+}
+
+/// The id of the memory cgroup at sysfs/damo path `path` (relative to the
+/// memory hierarchy's mount, `/` for the root); `Ok(None)` when no such
+/// cgroup exists on this machine.
+pub fn memcg_id_at(path: &str) -> Result<Option<u64>, OpsError> {
+    let rel = path.trim_start_matches('/');
+    for root in memory_roots() {
+        let dir = Path::new(&root).join(rel);
+        if dir.is_dir() {
+            return memcg_id_of(&dir).map(Some);
+        }
+    }
+    Ok(None)
+}
+
 /// Bytes of the cgroup's LRU memory (anonymous and file, active and
 /// inactive, its descendants included) on node `nid`, from its
 /// `memory.numa_stat` text: cgroup v2 lists bytes per LRU list

@@ -18,6 +18,7 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "damon-ops-vaddr",
     "damon-schemes",
     "damon-core",
+    "damon-sysfs",
 ];
 
 /// Single integration tests of other packages that run in the guest by

@@ -26,6 +26,7 @@ pub(crate) const CRATES: &[(&str, &str)] = &[
     ("damon-ops-vaddr", "damon_ops_vaddr"),
     ("damon-schemes", "damon_schemes"),
     ("damon-damo", "damon_damo"),
+    ("damon-sysfs", "damon_sysfs"),
 ];
 
 const HELP: &str = "\

@@ -4,43 +4,32 @@
 //! to). Both directions look at this machine's cgroup file system.
 
 use crate::error::DamoError;
-use damon_schemes::memcg::{find_memcg_dir, memcg_id_of, memory_roots};
-use std::path::Path;
+use damon_schemes::memcg::{memcg_id_at, memcg_path_of};
 
 /// The id of the memory cgroup at damo path `p` (`/` is the root), or an
 /// error at JSON path `json_path` when no such cgroup exists here.
 pub(super) fn id_of_path(p: &str, json_path: &str) -> Result<u64, DamoError> {
-    let rel = p.trim_start_matches('/');
-    for root in memory_roots() {
-        let dir = Path::new(&root).join(rel);
-        if dir.is_dir() {
-            return memcg_id_of(&dir).map_err(|e| DamoError::Invalid {
-                path: json_path.into(),
-                message: format!("{p:?}: {e}"),
-            });
-        }
+    match memcg_id_at(p) {
+        Ok(Some(id)) => Ok(id),
+        Err(e) => Err(DamoError::Invalid {
+            path: json_path.into(),
+            message: format!("{p:?}: {e}"),
+        }),
+        Ok(None) => Err(DamoError::Invalid {
+            path: json_path.into(),
+            message: format!(
+                "no memory cgroup {p:?} on this machine (paths are relative to the memory cgroup mount, as in damo)"
+            ),
+        }),
     }
-    Err(DamoError::Invalid {
-        path: json_path.into(),
-        message: format!(
-            "no memory cgroup {p:?} on this machine (paths are relative to the memory cgroup mount, as in damo)"
-        ),
-    })
 }
 
 /// The damo path of memory cgroup `id`, or an error at `json_path` when it
 /// no longer exists.
 pub(super) fn path_of_id(id: u64, json_path: &str) -> Result<String, DamoError> {
-    let roots = memory_roots();
-    let dir = find_memcg_dir(&roots, id).ok_or_else(|| {
+    memcg_path_of(id).ok_or_else(|| {
         DamoError::Unsupported(format!(
             "{json_path}: memory cgroup {id} does not exist (any more), so damo's memcg_path cannot name it"
         ))
-    })?;
-    let root = roots
-        .iter()
-        .find(|r| dir.starts_with(r))
-        .map_or(Path::new("/"), Path::new);
-    let rel = dir.strip_prefix(root).unwrap_or(&dir);
-    Ok(format!("/{}", rel.display()))
+    })
 }

@@ -1,0 +1,249 @@
+//! The sysfs writer and reader on the guest kernel's real DAMON tree
+//! (`kernel_engine_*`). The host's tree belongs to the machine, so these
+//! run only in the guest VM suite and say they are skipped elsewhere.
+
+use damon_core::damos::{
+    AccessPattern, Action, Filter, FilterKind, GoalMetric, Quota, QuotaGoal, Scheme, Watermarks,
+    WmarkMetric,
+};
+use damon_core::{AddrRange, Context, Target};
+use damon_sysfs::*;
+use std::path::Path;
+
+fn in_guest(test: &str) -> bool {
+    if std::env::var("DAMON_VM_SUITE").as_deref() == Ok("1") {
+        return true;
+    }
+    println!("skipped: {test}: writes the kernel's DAMON sysfs tree, which on this machine is not ours; runs in the guest VM suite");
+    false
+}
+
+fn lock() -> SysfsLock {
+    std::fs::create_dir_all("/run/lock").unwrap();
+    SysfsLock::take(Path::new(LOCK_PATH)).unwrap()
+}
+
+/// What a 6.12 kernel's tree can say (no allow filters, no intervals
+/// goal, no node metrics): schemes with quotas, goals, watermarks and
+/// filters of every type it has.
+fn context(kv: Option<KernelVersion>) -> Context {
+    let at_least = |major, minor| kv.is_some_and(|v| v >= KernelVersion { major, minor });
+    let me = u64::from(std::process::id());
+    let mut ctx = Context::new();
+    ctx.attrs.sample_interval = 10_000;
+    ctx.attrs.aggr_interval = 200_000;
+    ctx.attrs.ops_update_interval = 1_000_000;
+    ctx.attrs.min_nr_regions = 10;
+    ctx.attrs.max_nr_regions = 500;
+    ctx.targets.push(Target::with_ranges(
+        me,
+        &[
+            AddrRange::new(0x10000, 0x20000),
+            AddrRange::new(0x40000, 0x80000),
+        ],
+    ));
+    let mut s = Scheme::new(
+        AccessPattern {
+            min_sz_region: 4096,
+            max_sz_region: 1 << 30,
+            min_nr_accesses: 0,
+            max_nr_accesses: 3,
+            min_age_region: 2,
+            max_age_region: 1000,
+        },
+        Action::Pageout,
+    );
+    s.apply_interval_us = 400_000;
+    s.quota = Quota {
+        reset_interval: 1000,
+        ms: 5,
+        sz: 64 << 20,
+        weight_sz: 10,
+        weight_nr_accesses: 20,
+        weight_age: 30,
+        goals: vec![
+            QuotaGoal {
+                metric: GoalMetric::UserInput,
+                target_value: 100,
+                current_value: 10,
+                nid: 0,
+                memcg_id: 0,
+            },
+            QuotaGoal {
+                metric: GoalMetric::SomeMemPsiUs,
+                target_value: 1000,
+                current_value: 0,
+                nid: 0,
+                memcg_id: 0,
+            },
+        ],
+        ..Quota::default()
+    };
+    s.wmarks = Watermarks {
+        metric: WmarkMetric::FreeMemRate,
+        interval: 1_000_000,
+        high: 900,
+        mid: 800,
+        low: 50,
+    };
+    let allow = at_least(6, 14);
+    s.filters = vec![
+        Filter {
+            kind: FilterKind::Addr(AddrRange::new(0x10000, 0x18000)),
+            matching: true,
+            allow: false,
+        },
+        Filter {
+            kind: FilterKind::Target { target_idx: 0 },
+            matching: false,
+            allow: false,
+        },
+        Filter {
+            kind: FilterKind::Anon,
+            matching: false,
+            allow,
+        },
+        Filter {
+            kind: FilterKind::Young,
+            matching: true,
+            allow: false,
+        },
+    ];
+    let mut m = Scheme::new(AccessPattern::default(), Action::MigrateCold);
+    m.target_nid = 1;
+    ctx.schemes = vec![s, m, Scheme::new(AccessPattern::default(), Action::Stat)];
+    ctx
+}
+
+#[test]
+fn kernel_engine_every_field_round_trips_through_the_kernels_tree() {
+    const T: &str = "kernel_engine_every_field_round_trips_through_the_kernels_tree";
+    if !in_guest(T) {
+        return;
+    }
+    let _lock = lock();
+    let admin = Admin::kernel();
+    let f = Features::probe(&admin, &kernel_release()).unwrap();
+    let k = claim_kdamond(&admin, false).unwrap();
+    let ctx = context(f.version);
+    write_context(&admin, &f, k, "vaddr", &ctx).unwrap();
+    let (ops, back) = read_context(&admin, k).unwrap();
+    assert_eq!(ops, "vaddr");
+    assert_eq!(back.attrs, ctx.attrs);
+    assert_eq!(back.targets[0].id, ctx.targets[0].id);
+    assert_eq!(back.targets[0].ranges(), ctx.targets[0].ranges());
+    assert_eq!(
+        back.schemes, ctx.schemes,
+        "the kernel holds every field as written"
+    );
+    // and the kernel accepts it: it starts, with a kdamond thread
+    admin.write(&format!("kdamonds/{k}/state"), "on").unwrap();
+    let st = kdamonds(&admin).unwrap();
+    assert!(st[k].on && st[k].pid.is_some_and(|p| p > 0), "{st:?}");
+    release_kdamond(&admin, k).unwrap();
+    assert_eq!(
+        admin.read_u64("kdamonds/nr_kdamonds").unwrap(),
+        0,
+        "nothing of ours left"
+    );
+    println!(
+        "{T}: {} ({}): 3 schemes, 4 filters, 2 goals round-trip; the kdamond ran",
+        f.release, ops
+    );
+}
+
+#[test]
+fn kernel_engine_refuses_what_this_kernel_lacks_by_name_and_version() {
+    const T: &str = "kernel_engine_refuses_what_this_kernel_lacks_by_name_and_version";
+    if !in_guest(T) {
+        return;
+    }
+    let _lock = lock();
+    let admin = Admin::kernel();
+    let f = Features::probe(&admin, &kernel_release()).unwrap();
+    let k = claim_kdamond(&admin, false).unwrap();
+    let newer = |major, minor| {
+        f.version
+            .is_some_and(|v| v < KernelVersion { major, minor })
+    };
+    let mut checked = 0;
+    if newer(6, 15) {
+        let mut ctx = Context::new();
+        ctx.attrs.intervals_goal.aggrs = 3;
+        let e = write_context(&admin, &f, k, "vaddr", &ctx).unwrap_err();
+        assert!(
+            matches!(&e, SysfsError::Missing { since: "6.15", feature, .. } if feature.contains("intervals_goal")),
+            "{e}"
+        );
+        let mut ctx = Context::new();
+        let mut s = Scheme::new(AccessPattern::default(), Action::Stat);
+        s.filters.push(Filter {
+            kind: FilterKind::Unmapped,
+            matching: true,
+            allow: false,
+        });
+        ctx.schemes.push(s);
+        let e = write_context(&admin, &f, k, "vaddr", &ctx).unwrap_err();
+        assert!(
+            matches!(&e, SysfsError::Missing { since: "6.15", feature, .. } if feature.contains("unmapped")),
+            "the kernel's EINVAL, worded: {e}"
+        );
+        checked += 2;
+    }
+    if newer(7, 2) {
+        let mut ctx = Context::new();
+        ctx.schemes
+            .push(Scheme::new(AccessPattern::default(), Action::Collapse));
+        let e = write_context(&admin, &f, k, "vaddr", &ctx).unwrap_err();
+        assert!(
+            matches!(&e, SysfsError::Missing { since: "7.2", .. }),
+            "{e}"
+        );
+        checked += 1;
+    }
+    let e = write_context(&admin, &f, k, "sim", &Context::new()).unwrap_err();
+    assert!(matches!(e, SysfsError::Unsupported(_)), "{e}");
+    release_kdamond(&admin, k).unwrap();
+    assert!(
+        checked > 0,
+        "{}: a kernel with every feature; nothing to refuse",
+        f.release
+    );
+    println!(
+        "{T}: {}: {checked} missing features named with their versions",
+        f.release
+    );
+}
+
+#[test]
+fn kernel_engine_does_not_touch_a_running_kdamond_of_others() {
+    const T: &str = "kernel_engine_does_not_touch_a_running_kdamond_of_others";
+    if !in_guest(T) {
+        return;
+    }
+    let _lock = lock();
+    let admin = Admin::kernel();
+    // "someone else's" kdamond: set up and started by hand, as damo would
+    admin.write("kdamonds/nr_kdamonds", 1).unwrap();
+    admin.write("kdamonds/0/contexts/nr_contexts", 1).unwrap();
+    admin
+        .write("kdamonds/0/contexts/0/operations", "paddr")
+        .unwrap();
+    admin
+        .write("kdamonds/0/contexts/0/targets/nr_targets", 1)
+        .unwrap();
+    admin.write("kdamonds/0/state", "on").unwrap();
+    let pid = kdamonds(&admin).unwrap()[0].pid.unwrap();
+    let e = claim_kdamond(&admin, true).unwrap_err();
+    assert!(e.to_string().contains(&format!("pid {pid}")), "{e}");
+    let st = kdamonds(&admin).unwrap();
+    assert!(
+        st.len() == 1 && st[0].on && st[0].pid == Some(pid),
+        "untouched: {st:?}"
+    );
+    // the kernel itself refuses renumbering while it runs, as we said
+    assert!(admin.write("kdamonds/nr_kdamonds", 2).is_err());
+    admin.write("kdamonds/0/state", "off").unwrap();
+    admin.write("kdamonds/nr_kdamonds", 0).unwrap();
+    println!("{T}: kdamond pid {pid} named and left running");
+}
