@@ -26,6 +26,7 @@ pub mod features;
 pub mod guard;
 mod kdamond;
 mod read;
+pub mod trace;
 pub mod tree;
 mod write;
 
@@ -34,5 +35,6 @@ pub use features::{kernel_release, Features, KernelVersion};
 pub use guard::{claim_kdamond, kdamonds, release_kdamond, KdamondState, SysfsLock, LOCK_PATH};
 pub use kdamond::{KernelKdamond, KernelTriedRegion, StartOptions};
 pub use read::read_context;
+pub use trace::{AggregationTrace, TargetSnapshot, TRACEFS};
 pub use tree::{Admin, RealFs, SysfsIo, ADMIN};
 pub use write::write_context;

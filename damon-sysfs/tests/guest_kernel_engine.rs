@@ -247,3 +247,108 @@ fn kernel_engine_does_not_touch_a_running_kdamond_of_others() {
     admin.write("kdamonds/nr_kdamonds", 0).unwrap();
     println!("{T}: kdamond pid {pid} named and left running");
 }
+
+/// A child process, killed and reaped when dropped.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The workload example with a 16 MiB hot range in a 64 MiB buffer:
+/// `(child, pid, hot range)`.
+fn workload() -> (Reaped, u64, AddrRange) {
+    use std::io::{BufRead, BufReader};
+    let bin = std::env::var("DAMON_WORKLOAD_BIN").expect("DAMON_WORKLOAD_BIN in the VM suite");
+    let mut child = Reaped(
+        std::process::Command::new(bin)
+            .args([
+                "--print-truth",
+                "--config-str",
+                "region buf 64M nothp; phase 300s buf:0-16M:write",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("workload starts"),
+    );
+    let pid = u64::from(child.0.id());
+    let out = BufReader::new(child.0.stdout.take().expect("stdout"));
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex");
+    for line in out.lines().map_while(Result::ok) {
+        if let Some(rest) = line.strip_prefix("truth phase=0 ") {
+            let hot = rest
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix("hot="))
+                .expect("hot=");
+            let (s, e) = hot.split_once('-').expect("range");
+            return (child, pid, AddrRange::new(hex(s), hex(e)));
+        }
+    }
+    panic!("the workload printed no phase line");
+}
+
+#[test]
+fn kernel_engine_finds_the_hot_range_through_tracefs() {
+    const T: &str = "kernel_engine_finds_the_hot_range_through_tracefs";
+    if !in_guest(T) {
+        return;
+    }
+    let (child, pid, hot) = workload();
+    let mut ctx = Context::new();
+    ctx.attrs.sample_interval = 5_000;
+    ctx.attrs.aggr_interval = 100_000;
+    ctx.attrs.ops_update_interval = 1_000_000;
+    ctx.targets.push(Target::new(pid));
+    let kd =
+        KernelKdamond::start(Admin::kernel(), "vaddr", &ctx, &StartOptions::default()).unwrap();
+    let trace = AggregationTrace::start(Path::new(TRACEFS), kd.pid().unwrap(), 64).unwrap();
+    let mut best = 0.0f64;
+    let mut got = 0;
+    let mut last = Vec::new();
+    while got < 30 {
+        let snap = trace
+            .receiver()
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("an aggregation within a minute");
+        got += 1;
+        let found: u64 = snap
+            .regions
+            .iter()
+            .filter(|r| r.1 > 0)
+            .map(|r| r.0.overlap(&hot))
+            .sum();
+        best = best.max(found as f64 / hot.len() as f64);
+        last = snap.regions;
+    }
+    for (r, n, age) in last
+        .iter()
+        .filter(|(r, _, _)| r.overlap(&hot) > 0 || r.start < hot.end + (48 << 20))
+    {
+        eprintln!("  {r} ({} KiB) nr_accesses={n} age={age}", r.len() / 1024);
+    }
+    eprintln!(
+        "{T}: hot range {hot}: found {:.0}% (best of {got} aggregations), {} lost",
+        best * 100.0,
+        trace.lost()
+    );
+    drop(trace);
+    kd.stop().unwrap();
+    drop(child);
+    assert!(
+        best >= 0.8,
+        "the kernel engine found only {:.0}% of the hot range",
+        best * 100.0
+    );
+    assert_eq!(
+        Admin::kernel().read_u64("kdamonds/nr_kdamonds").unwrap(),
+        0,
+        "nothing of ours left"
+    );
+    let instances = std::fs::read_dir(Path::new(TRACEFS).join("instances"))
+        .unwrap()
+        .count();
+    assert_eq!(instances, 0, "our tracefs instance is gone");
+}

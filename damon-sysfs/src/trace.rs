@@ -1,0 +1,308 @@
+//! Monitoring results from the kernel's `damon:damon_aggregated` trace
+//! event, read from a tracefs instance of our own (no perf): the event is
+//! enabled only there and filtered to our kdamond's pid, so nothing of
+//! anyone else's tracing changes, and the kernel's per-CPU buffers of the
+//! instance bound what waits to be read. One [`TargetSnapshot`] is made per
+//! target per aggregation (the event carries the target's region count)
+//! and sent on a bounded channel; when the reader falls behind, snapshots
+//! are dropped and counted, never queued without bound.
+
+use crate::SysfsError;
+use crossbeam_channel::{Receiver, Sender};
+use damon_core::AddrRange;
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Where tracefs is mounted.
+pub const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// One `damon_aggregated` event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AggregatedEvent {
+    /// Trace timestamp, ns.
+    pub time_ns: u64,
+    /// The emitting thread (the kdamond).
+    pub pid: i64,
+    /// Index of the target in the context.
+    pub target_idx: u64,
+    /// Regions the target has in this aggregation.
+    pub nr_regions: u32,
+    /// The region.
+    pub range: AddrRange,
+    /// Its access count in the aggregation.
+    pub nr_accesses: u32,
+    /// Its age.
+    pub age: u32,
+}
+
+/// Parses one line of a `trace_pipe`:
+/// `kdamond.0-123 [000] ..... 45.678901: damon_aggregated: target_id=0 nr_regions=2 4096-8192: 3 5`.
+pub fn parse_line(line: &str) -> Option<AggregatedEvent> {
+    let (head, fields) = line.split_once(": damon_aggregated: ")?;
+    let mut head_words = head.split_whitespace();
+    let task = head_words.next()?;
+    let pid = task.rsplit_once('-')?.1.parse().ok()?;
+    let stamp = head.split_whitespace().last()?;
+    let (secs, frac) = stamp.split_once('.').unwrap_or((stamp, "0"));
+    let frac_ns = format!("{frac:0<9}");
+    let time_ns =
+        secs.parse::<u64>().ok()? * 1_000_000_000 + frac_ns.get(..9)?.parse::<u64>().ok()?;
+    let mut it = fields.split_whitespace();
+    let target_idx = it.next()?.strip_prefix("target_id=")?.parse().ok()?;
+    let nr_regions = it.next()?.strip_prefix("nr_regions=")?.parse().ok()?;
+    let (s, e) = it.next()?.strip_suffix(':')?.split_once('-')?;
+    let nr_accesses = it.next()?.parse().ok()?;
+    let age = it.next()?.parse().ok()?;
+    Some(AggregatedEvent {
+        time_ns,
+        pid,
+        target_idx,
+        nr_regions,
+        range: AddrRange::new(s.parse().ok()?, e.parse().ok()?),
+        nr_accesses,
+        age,
+    })
+}
+
+/// The regions of one target at the end of one aggregation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetSnapshot {
+    /// Trace time of the aggregation's first event, ns.
+    pub time_ns: u64,
+    /// Index of the target.
+    pub target_idx: u64,
+    /// `(region, nr_accesses, age)`, in the kernel's (address) order.
+    pub regions: Vec<(AddrRange, u32, u32)>,
+}
+
+/// Groups events into per-target snapshots.
+#[derive(Debug, Default)]
+pub struct Assembler {
+    partial: HashMap<u64, TargetSnapshot>,
+}
+
+impl Assembler {
+    /// Adds an event; returns the target's snapshot once it has all regions.
+    pub fn push(&mut self, ev: &AggregatedEvent) -> Option<TargetSnapshot> {
+        let snap = self
+            .partial
+            .entry(ev.target_idx)
+            .or_insert_with(|| TargetSnapshot {
+                time_ns: ev.time_ns,
+                target_idx: ev.target_idx,
+                regions: Vec::new(),
+            });
+        // a region at or below the last one starts a new aggregation (the
+        // previous one lost events, e.g. to a full buffer)
+        if snap
+            .regions
+            .last()
+            .is_some_and(|l| ev.range.start < l.0.end)
+        {
+            snap.regions.clear();
+            snap.time_ns = ev.time_ns;
+        }
+        snap.regions.push((ev.range, ev.nr_accesses, ev.age));
+        if snap.regions.len() >= ev.nr_regions as usize {
+            return self.partial.remove(&ev.target_idx);
+        }
+        None
+    }
+}
+
+/// A tracefs instance of ours reading `damon_aggregated` of one kdamond.
+#[derive(Debug)]
+pub struct AggregationTrace {
+    instance: PathBuf,
+    stop: Arc<AtomicBool>,
+    lost: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+    rx: Receiver<TargetSnapshot>,
+}
+
+fn io(op: &str, path: &Path, source: std::io::Error) -> SysfsError {
+    SysfsError::Io {
+        op: op.into(),
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn write(path: &Path, v: &str) -> Result<(), SysfsError> {
+    std::fs::write(path, v).map_err(|e| io(&format!("write {v:?} to"), path, e))
+}
+
+impl AggregationTrace {
+    /// Makes instance `udamon-<our pid>-<kdamond pid>` under `tracefs`,
+    /// enables the event there for `kdamond_pid` only, and starts reading;
+    /// at most `capacity` snapshots wait to be received.
+    pub fn start(tracefs: &Path, kdamond_pid: i64, capacity: usize) -> Result<Self, SysfsError> {
+        let events = tracefs.join("events/damon/damon_aggregated");
+        if !events.exists() {
+            return Err(SysfsError::Unsupported(format!(
+                "no damon:damon_aggregated event under {} (tracefs not mounted, or a kernel without DAMON tracepoints)",
+                tracefs.display()
+            )));
+        }
+        let instance = tracefs
+            .join("instances")
+            .join(format!("udamon-{}-{kdamond_pid}", std::process::id()));
+        std::fs::create_dir(&instance).map_err(|e| io("mkdir", &instance, e))?;
+        let ev = instance.join("events/damon/damon_aggregated");
+        let setup = (|| {
+            write(&instance.join("buffer_size_kb"), "1024")?;
+            write(&ev.join("filter"), &format!("common_pid == {kdamond_pid}"))?;
+            write(&ev.join("enable"), "1")
+        })();
+        if let Err(e) = setup {
+            let _ = std::fs::remove_dir(&instance);
+            return Err(e);
+        }
+        let pipe = instance.join("trace_pipe");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(&pipe)
+            .map_err(|e| io("open", &pipe, e))?;
+        let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let lost = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let (stop, lost) = (stop.clone(), lost.clone());
+            std::thread::Builder::new()
+                .name("udamon-trace".into())
+                .spawn(move || read_loop(file, kdamond_pid, &tx, &stop, &lost))
+                .map_err(|e| io("spawn a reader for", &pipe, e))?
+        };
+        Ok(Self {
+            instance,
+            stop,
+            lost,
+            thread: Some(thread),
+            rx,
+        })
+    }
+
+    /// The snapshots, as they come.
+    pub fn receiver(&self) -> &Receiver<TargetSnapshot> {
+        &self.rx
+    }
+
+    /// Snapshots dropped because the receiver fell behind.
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+}
+
+fn read_loop(
+    mut file: std::fs::File,
+    pid: i64,
+    tx: &Sender<TargetSnapshot>,
+    stop: &AtomicBool,
+    lost: &AtomicU64,
+) {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut line = Vec::new();
+    let mut asm = Assembler::default();
+    while !stop.load(Ordering::Relaxed) {
+        match file.read(&mut buf) {
+            Ok(0) => std::thread::sleep(Duration::from_millis(10)),
+            Ok(n) => {
+                for &b in &buf[..n] {
+                    if b != b'\n' {
+                        // a line longer than any event is garbage: drop it
+                        if line.len() < 4096 {
+                            line.push(b);
+                        }
+                        continue;
+                    }
+                    let text = String::from_utf8_lossy(&line);
+                    if let Some(ev) = parse_line(&text).filter(|e| e.pid == pid) {
+                        if let Some(snap) = asm.push(&ev) {
+                            if tx.try_send(snap).is_err() {
+                                lost.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    line.clear();
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+}
+
+impl Drop for AggregationTrace {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::write(
+            self.instance.join("events/damon/damon_aggregated/enable"),
+            "0",
+        );
+        // the instance is ours; removing it frees its buffers
+        let _ = std::fs::remove_dir(&self.instance);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_of_the_trace_pipe() {
+        let l = "      kdamond.0-1234    [001] d..1.  4567.000123: damon_aggregated: target_id=1 nr_regions=3 4096-8192: 7 12";
+        let e = parse_line(l).unwrap();
+        assert_eq!(e.pid, 1234);
+        assert_eq!(e.time_ns, 4_567_000_123_000);
+        assert_eq!((e.target_idx, e.nr_regions), (1, 3));
+        assert_eq!(e.range, AddrRange::new(4096, 8192));
+        assert_eq!((e.nr_accesses, e.age), (7, 12));
+        assert_eq!(
+            parse_line("kdamond.0-1 [0] 1.0: damos_before_apply: x"),
+            None
+        );
+        assert_eq!(parse_line("garbage"), None);
+    }
+
+    #[test]
+    fn snapshots_per_target_and_a_lost_tail_restarts() {
+        let ev = |t, n, s: u64, nr| AggregatedEvent {
+            time_ns: s,
+            pid: 1,
+            target_idx: t,
+            nr_regions: n,
+            range: AddrRange::new(s, s + 10),
+            nr_accesses: nr,
+            age: 0,
+        };
+        let mut a = Assembler::default();
+        assert!(a.push(&ev(0, 2, 0, 1)).is_none());
+        assert!(
+            a.push(&ev(1, 1, 100, 2)).is_some(),
+            "target 1 has one region"
+        );
+        let s = a.push(&ev(0, 2, 10, 3)).unwrap();
+        assert_eq!(s.regions.len(), 2);
+        // an aggregation that lost its second event: the next one restarts
+        assert!(a.push(&ev(0, 2, 0, 1)).is_none());
+        assert!(
+            a.push(&ev(0, 2, 0, 4)).is_none(),
+            "restart at the first region"
+        );
+        let s = a.push(&ev(0, 2, 10, 5)).unwrap();
+        assert_eq!(s.regions.iter().map(|r| r.1).collect::<Vec<_>>(), [4, 5]);
+    }
+}
