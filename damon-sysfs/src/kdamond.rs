@@ -297,6 +297,12 @@ impl KernelKdamond {
     pub fn stop(mut self) -> Result<(), SysfsError> {
         self.release()
     }
+
+    /// [`Self::stop`] through a reference (for a shared kdamond); later
+    /// calls do nothing.
+    pub fn shutdown(&mut self) -> Result<(), SysfsError> {
+        self.release()
+    }
 }
 
 impl Drop for KernelKdamond {

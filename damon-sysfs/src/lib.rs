@@ -21,6 +21,7 @@
 //! ```
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+mod engine;
 mod error;
 pub mod features;
 pub mod guard;
@@ -30,6 +31,7 @@ pub mod trace;
 pub mod tree;
 mod write;
 
+pub use engine::{kernel_can_run, Engine, KernelRun, KernelRunOptions};
 pub use error::SysfsError;
 pub use features::{kernel_release, Features, KernelVersion};
 pub use guard::{claim_kdamond, kdamonds, release_kdamond, KdamondState, SysfsLock, LOCK_PATH};

@@ -408,3 +408,50 @@ fn a_kdamond_the_kernel_refuses_leaves_nothing_behind() {
         "default, untouched"
     );
 }
+
+fn run_opts(tracefs: &std::path::Path) -> KernelRunOptions {
+    KernelRunOptions {
+        start: no_lock(),
+        tracefs: tracefs.to_path_buf(),
+        queue: 4,
+    }
+}
+
+#[test]
+fn a_context_runs_on_the_kernel_engine_with_its_callbacks() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let k = FakeKernel::new("run", Profile::v6_18());
+    let nowhere = k.root.join("no-tracefs");
+    // callbacks that would have to run inside the kernel are refused
+    let mut ctx = rich();
+    ctx.callbacks.after_sampling = Some(Box::new(|_| damon_core::Control::Continue));
+    let e = KernelRun::start(admin(&k), "vaddr", ctx, &run_opts(&nowhere)).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("after_sampling cannot run with the kernel engine"),
+        "{e}"
+    );
+    assert_eq!(k.get("kdamonds/nr_kdamonds"), "0", "refused before writing");
+    // after_aggregation needs the trace event: said, and nothing left behind
+    let mut ctx = rich();
+    ctx.callbacks.after_aggregation = Some(Box::new(|_| damon_core::Control::Continue));
+    let e = KernelRun::start(admin(&k), "vaddr", ctx, &run_opts(&nowhere)).unwrap_err();
+    assert!(e.to_string().contains("damon_aggregated"), "{e}");
+    assert_eq!(k.get("kdamonds/nr_kdamonds"), "0");
+    // no per-aggregation callback: runs, and before_terminate ends it
+    let ends = Arc::new(AtomicUsize::new(0));
+    let mut ctx = rich();
+    let e2 = ends.clone();
+    ctx.callbacks.before_terminate = Some(Box::new(move |c| {
+        assert_eq!(c.targets.len(), 2);
+        e2.fetch_add(1, Ordering::SeqCst);
+    }));
+    let run = KernelRun::start(admin(&k), "vaddr", ctx, &run_opts(&nowhere)).unwrap();
+    assert!(run.is_running());
+    assert_eq!(run.kdamond().stats().unwrap().len(), 2);
+    run.stop();
+    assert_eq!(ends.load(Ordering::SeqCst), 1);
+    assert_eq!(k.get("kdamonds/nr_kdamonds"), "0", "stopped: removed");
+    assert!("kernel".parse::<Engine>().is_ok() && "gpu".parse::<Engine>().is_err());
+}

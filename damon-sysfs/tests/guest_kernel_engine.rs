@@ -352,3 +352,62 @@ fn kernel_engine_finds_the_hot_range_through_tracefs() {
         .count();
     assert_eq!(instances, 0, "our tracefs instance is gone");
 }
+
+#[test]
+fn kernel_engine_runs_a_contexts_callbacks() {
+    const T: &str = "kernel_engine_runs_a_contexts_callbacks";
+    if !in_guest(T) {
+        return;
+    }
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let (child, pid, hot) = workload();
+    let mut ctx = Context::new();
+    ctx.targets.push(Target::new(pid));
+    ctx.attrs.sample_interval = 5_000;
+    ctx.attrs.aggr_interval = 100_000;
+    ctx.attrs.ops_update_interval = 1_000_000;
+    let seen = Arc::new(AtomicU64::new(0));
+    let best = Arc::new(AtomicU64::new(0));
+    let ended = Arc::new(AtomicU64::new(0));
+    let (s, b, e) = (seen.clone(), best.clone(), ended.clone());
+    ctx.callbacks.after_aggregation = Some(Box::new(move |c: &Context| {
+        let found: u64 = c.targets[0]
+            .regions
+            .iter()
+            .filter(|r| r.nr_accesses > 0)
+            .map(|r| r.ar.overlap(&hot))
+            .sum();
+        b.fetch_max(found * 100 / hot.len(), Ordering::SeqCst);
+        // stop from the callback after 25 aggregations
+        if s.fetch_add(1, Ordering::SeqCst) + 1 >= 25 {
+            damon_core::Control::Stop
+        } else {
+            damon_core::Control::Continue
+        }
+    }));
+    ctx.callbacks.before_terminate = Some(Box::new(move |_| {
+        e.fetch_add(1, Ordering::SeqCst);
+    }));
+    let run =
+        KernelRun::start(Admin::kernel(), "vaddr", ctx, &KernelRunOptions::default()).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while run.is_running() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!run.is_running(), "the callback's Stop ends the run");
+    run.stop();
+    drop(child);
+    eprintln!(
+        "{T}: {} aggregations, hot range found up to {}%",
+        seen.load(Ordering::SeqCst),
+        best.load(Ordering::SeqCst)
+    );
+    assert_eq!(seen.load(Ordering::SeqCst), 25);
+    assert_eq!(ended.load(Ordering::SeqCst), 1);
+    assert!(
+        best.load(Ordering::SeqCst) >= 80,
+        "hot range found by the callback's view"
+    );
+    assert_eq!(Admin::kernel().read_u64("kdamonds/nr_kdamonds").unwrap(), 0);
+}
