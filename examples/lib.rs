@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod engine;
 pub mod fuzzing;
 pub mod objpool;
 

@@ -17,13 +17,12 @@
 #![deny(unsafe_code)]
 
 use clap::Parser;
-use damon_core::{
-    damon_select_ops, damon_start, Context, Kdamond, RealClock, SimOps, Target, VirtualClock,
-};
+use damon_core::{damon_select_ops, Context, Kdamond, RealClock, SimOps, Target, VirtualClock};
 use damon_damo::footprint::{FootprintSnapshot, FootprintWriter};
 use damon_damo::kdamonds::damo_default_attrs;
 use damon_damo::{RecordFormat, RecordWriter, Recorder};
 use damon_examples::cli::{self, check_pid, interrupt_flag, parse_sim};
+use damon_examples::engine::{start_engine, Engine};
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -77,21 +76,49 @@ struct Args {
     /// Simulated mode only: run on virtual time, as fast as possible.
     #[arg(long, requires = "sim")]
     virtual_time: bool,
+    /// Which DAMON monitors: `user` (this library's engine), `kernel` (the
+    /// kernel's DAMON through sysfs; the record is the same) or `auto` (the
+    /// kernel's when it can run the context, else ours, saying why).
+    #[arg(long, default_value = "user", value_parser = ["user", "kernel", "auto"])]
+    engine: String,
 }
 
-fn build_context(args: &Args) -> Result<(Context, Option<cli::Command>), String> {
+/// Selects our backend `ops` into `ctx` for the user engine; the kernel
+/// engine (and `auto`, until it knows) runs the kernel's own.
+fn select(ctx: &mut Context, ops: &str, user: bool, what: String) -> Result<(), String> {
+    if user {
+        damon_select_ops(ctx, ops).map_err(|e| format!("{what}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The context, the command it records (if any) and its operations set.
+fn build_context(
+    args: &Args,
+    user: bool,
+) -> Result<(Context, Option<cli::Command>, String), String> {
     let mut ctx;
     let mut command = None;
+    let ops: String;
     if !args.command.is_empty() {
         ctx = Context::new();
+        ops = "vaddr".into();
         // check the backend before starting anything
-        damon_select_ops(&mut ctx, "vaddr")
-            .map_err(|e| format!("cannot record {:?}: {e}", args.command.join(" ")))?;
+        select(
+            &mut ctx,
+            "vaddr",
+            user,
+            format!("cannot record {:?}", args.command.join(" ")),
+        )?;
         let cmd = cli::Command::spawn(&args.command)?;
         ctx.targets.push(Target::new(u64::from(cmd.pid())));
         command = Some(cmd);
     } else if let Some(spec) = &args.sim {
+        if !user {
+            return Err("--sim runs on the user engine only (--engine user)".into());
+        }
         ctx = Context::new();
+        ops = "sim".into();
         let mut ops = SimOps::new(parse_sim(spec)?);
         if let Some(seed) = args.seed {
             ops = ops.with_seed(seed);
@@ -101,20 +128,30 @@ fn build_context(args: &Args) -> Result<(Context, Option<cli::Command>), String>
     } else if let Some(pid) = args.pid {
         check_pid(pid)?;
         ctx = Context::new();
-        damon_select_ops(&mut ctx, "vaddr")
-            .map_err(|e| format!("cannot use the vaddr backend for pid {pid}: {e}"))?;
+        ops = "vaddr".into();
+        select(
+            &mut ctx,
+            "vaddr",
+            user,
+            format!("cannot use the vaddr backend for pid {pid}"),
+        )?;
         ctx.targets.push(Target::new(u64::from(pid)));
     } else if let Some(path) = &args.kdamonds {
         let (kd_ctx, params) = cli::kdamonds_context(path, "record")?;
         ctx = kd_ctx;
-        damon_select_ops(&mut ctx, &params.ops)
-            .map_err(|e| format!("cannot use the {} backend: {e}", params.ops))?;
+        ops = params.ops.clone();
+        select(
+            &mut ctx,
+            &params.ops,
+            user,
+            format!("cannot use the {} backend", params.ops),
+        )?;
     } else {
         match args.target.as_deref() {
             Some("paddr") => {
                 ctx = Context::new();
-                damon_select_ops(&mut ctx, "paddr")
-                    .map_err(|e| format!("cannot use the paddr backend: {e}"))?;
+                ops = "paddr".into();
+                select(&mut ctx, "paddr", user, "cannot use the paddr backend".into())?;
                 ctx.targets.push(Target::new(0));
             }
             Some(other) => {
@@ -138,7 +175,7 @@ fn build_context(args: &Args) -> Result<(Context, Option<cli::Command>), String>
     args.intervals.apply(&mut ctx.attrs);
     ctx.seed = args.seed;
     ctx.validate().map_err(|e| e.to_string())?;
-    Ok((ctx, command))
+    Ok((ctx, command, ops))
 }
 
 /// The `\r` progress line, on a terminal only (a log file gets none).
@@ -193,7 +230,8 @@ fn run(args: &Args) -> Result<(), String> {
     // made; snapshots are written as they are taken (memory for one).
     let writer = RecordWriter::create(&args.out, format)
         .map_err(|e| format!("cannot create the output {e}"))?;
-    let (mut ctx, mut command) = build_context(args)?;
+    let engine: Engine = args.engine.parse()?;
+    let (mut ctx, mut command, ops) = build_context(args, engine == Engine::User)?;
     // Ctrl-C, SIGTERM or SIGHUP end the recording early; what was recorded
     // is written as a complete record (a second signal aborts).
     let interrupt = interrupt_flag();
@@ -246,7 +284,7 @@ fn run(args: &Args) -> Result<(), String> {
         let rec = recorder.install(&mut ctx);
         let wanted = snapshot.map_or(usize::MAX, |s| s.1);
         // damo's side file: the processes' and the system's memory, each second
-        let pids: Vec<u64> = if matches!(ctx.ops_id(), Some("vaddr" | "fvaddr")) {
+        let pids: Vec<u64> = if matches!(ops.as_str(), "vaddr" | "fvaddr") {
             ctx.targets.iter().map(|t| t.id).collect()
         } else {
             Vec::new()
@@ -254,8 +292,7 @@ fn run(args: &Args) -> Result<(), String> {
         let fp_path = footprint_path(&args.out);
         let mut footprints = FootprintWriter::create(&fp_path)
             .map_err(|e| format!("cannot create the footprint file {e}"))?;
-        let handles = damon_start(vec![ctx], false).map_err(|e| e.to_string())?;
-        let h = &handles[0];
+        let h = start_engine(engine, ctx, &ops)?;
         let start = Instant::now();
         let total = Duration::from_micros(duration_us);
         let mut next_fp = Duration::ZERO;
@@ -273,7 +310,7 @@ fn run(args: &Args) -> Result<(), String> {
             std::thread::sleep(
                 Duration::from_millis(200).min(total.saturating_sub(start.elapsed())),
             );
-            let nr_regions = h.call(|c| c.nr_regions()).unwrap_or(0);
+            let nr_regions = h.nr_regions();
             progress(
                 start.elapsed().as_secs_f64(),
                 duration,

@@ -94,17 +94,18 @@ pub fn kernel_can_run(ctx: &Context, ops: &str) -> Result<(), SysfsError> {
 
 impl KernelRun {
     /// Starts `ctx` with operations set `ops` on a kdamond of ours; its
-    /// callbacks run on a thread of ours.
+    /// callbacks move to a thread of ours. On an error `ctx` is left as it
+    /// was (callbacks included), so the caller can run it on the user
+    /// engine instead.
     pub fn start(
         admin: Admin,
         ops: &str,
-        mut ctx: Context,
+        ctx: &mut Context,
         opts: &KernelRunOptions,
     ) -> Result<Self, SysfsError> {
-        kernel_can_run(&ctx, ops)?;
-        let mut callbacks = std::mem::take(&mut ctx.callbacks);
-        let kd = KernelKdamond::start(admin, ops, &ctx, &opts.start)?;
-        let trace = if callbacks.after_aggregation.is_some() {
+        kernel_can_run(ctx, ops)?;
+        let kd = KernelKdamond::start(admin, ops, ctx, &opts.start)?;
+        let trace = if ctx.callbacks.after_aggregation.is_some() {
             let pid = kd.pid().ok_or_else(|| {
                 SysfsError::Unsupported("the kdamond runs without a pid to trace".into())
             })?;
@@ -112,6 +113,8 @@ impl KernelRun {
         } else {
             None
         };
+        let mut callbacks = std::mem::take(&mut ctx.callbacks);
+        let mirror = crate::kdamond::params_of(ctx);
         let kd = Arc::new(Mutex::new(kd));
         let stop = Arc::new(AtomicBool::new(false));
         let latest = Arc::new(Mutex::new(Vec::new()));
@@ -119,7 +122,7 @@ impl KernelRun {
             let (kd, stop, latest) = (kd.clone(), stop.clone(), latest.clone());
             std::thread::Builder::new()
                 .name("udamon-kernel".into())
-                .spawn(move || run(ctx, &mut callbacks, trace, &kd, &stop, &latest))
+                .spawn(move || run(mirror, &mut callbacks, trace, &kd, &stop, &latest))
                 .map_err(|e| {
                     SysfsError::Unsupported(format!("cannot start the callback thread: {e}"))
                 })?

@@ -44,7 +44,7 @@ pub struct KernelTriedRegion {
 
 /// The parameters of `ctx` that the kernel holds, as a new [`Context`]
 /// (a Context owns its backend and callbacks, so it is not `Clone`).
-fn params_of(ctx: &Context) -> Context {
+pub(crate) fn params_of(ctx: &Context) -> Context {
     let mut c = Context::new();
     c.attrs = ctx.attrs;
     c.addr_unit = ctx.addr_unit;

@@ -426,7 +426,7 @@ fn a_context_runs_on_the_kernel_engine_with_its_callbacks() {
     // callbacks that would have to run inside the kernel are refused
     let mut ctx = rich();
     ctx.callbacks.after_sampling = Some(Box::new(|_| damon_core::Control::Continue));
-    let e = KernelRun::start(admin(&k), "vaddr", ctx, &run_opts(&nowhere)).unwrap_err();
+    let e = KernelRun::start(admin(&k), "vaddr", &mut ctx, &run_opts(&nowhere)).unwrap_err();
     assert!(
         e.to_string()
             .contains("after_sampling cannot run with the kernel engine"),
@@ -436,9 +436,13 @@ fn a_context_runs_on_the_kernel_engine_with_its_callbacks() {
     // after_aggregation needs the trace event: said, and nothing left behind
     let mut ctx = rich();
     ctx.callbacks.after_aggregation = Some(Box::new(|_| damon_core::Control::Continue));
-    let e = KernelRun::start(admin(&k), "vaddr", ctx, &run_opts(&nowhere)).unwrap_err();
+    let e = KernelRun::start(admin(&k), "vaddr", &mut ctx, &run_opts(&nowhere)).unwrap_err();
     assert!(e.to_string().contains("damon_aggregated"), "{e}");
     assert_eq!(k.get("kdamonds/nr_kdamonds"), "0");
+    assert!(
+        ctx.callbacks.after_aggregation.is_some(),
+        "a refused Context keeps its callbacks, for the user engine"
+    );
     // no per-aggregation callback: runs, and before_terminate ends it
     let ends = Arc::new(AtomicUsize::new(0));
     let mut ctx = rich();
@@ -447,7 +451,7 @@ fn a_context_runs_on_the_kernel_engine_with_its_callbacks() {
         assert_eq!(c.targets.len(), 2);
         e2.fetch_add(1, Ordering::SeqCst);
     }));
-    let run = KernelRun::start(admin(&k), "vaddr", ctx, &run_opts(&nowhere)).unwrap();
+    let run = KernelRun::start(admin(&k), "vaddr", &mut ctx, &run_opts(&nowhere)).unwrap();
     assert!(run.is_running());
     assert_eq!(run.kdamond().stats().unwrap().len(), 2);
     run.stop();

@@ -389,8 +389,13 @@ fn kernel_engine_runs_a_contexts_callbacks() {
     ctx.callbacks.before_terminate = Some(Box::new(move |_| {
         e.fetch_add(1, Ordering::SeqCst);
     }));
-    let run =
-        KernelRun::start(Admin::kernel(), "vaddr", ctx, &KernelRunOptions::default()).unwrap();
+    let run = KernelRun::start(
+        Admin::kernel(),
+        "vaddr",
+        &mut ctx,
+        &KernelRunOptions::default(),
+    )
+    .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while run.is_running() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));

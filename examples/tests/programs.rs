@@ -965,3 +965,84 @@ fn monitor_keys_change_the_view_on_a_terminal() {
     assert!(text.contains("sort: temperature | target 0"), "{text}");
     assert!(text.contains("stopped after"), "{text}");
 }
+
+/// The machine's kdamond, if one runs (read only: the tree is the machine's).
+fn foreign_kdamond_pid() -> Option<String> {
+    let admin = "/sys/kernel/mm/damon/admin/kdamonds";
+    let n: usize = std::fs::read_to_string(format!("{admin}/nr_kdamonds"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (0..n).find_map(|k| {
+        let on = std::fs::read_to_string(format!("{admin}/{k}/state")).ok()?;
+        (on.trim() == "on")
+            .then(|| std::fs::read_to_string(format!("{admin}/{k}/pid")).ok())
+            .flatten()
+            .map(|p| p.trim().to_string())
+    })
+}
+
+#[test]
+fn record_engine_kernel_leaves_a_kdamond_of_others_alone() {
+    const T: &str = "record_engine_kernel_leaves_a_kdamond_of_others_alone";
+    // Only where a kdamond of the machine's runs: then the kernel engine
+    // must refuse before writing anything (the guest suite runs it for real).
+    let Some(pid) = foreign_kdamond_pid() else {
+        println!("skipped: {T}: no running kdamond of the machine's to be refused by");
+        return;
+    };
+    let me = std::process::id().to_string();
+    let out = std::env::temp_dir().join(format!("engine-{me}.data"));
+    let out = out.to_str().unwrap();
+    let r = run(
+        "record",
+        &[
+            "--engine",
+            "kernel",
+            "--pid",
+            &me,
+            "--duration",
+            "1",
+            "-o",
+            out,
+        ],
+    );
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr.contains("the kernel engine cannot run this")
+            && r.stderr.contains(&format!("pid {pid}")),
+        "{r:?}"
+    );
+    assert_eq!(
+        foreign_kdamond_pid().as_deref(),
+        Some(pid.as_str()),
+        "still running"
+    );
+    // auto says why it falls back to ours
+    let r = run(
+        "record",
+        &[
+            "--engine",
+            "auto",
+            "--pid",
+            &me,
+            "--duration",
+            "1",
+            "-o",
+            out,
+        ],
+    );
+    assert!(
+        r.stderr
+            .contains("engine: user (the kernel's DAMON cannot:"),
+        "{r:?}"
+    );
+    let r = run("record", &["--engine", "kernel", "--sim", "1G", "-o", out]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr.contains("--sim runs on the user engine only"),
+        "{r:?}"
+    );
+    let _ = std::fs::remove_file(out);
+}
