@@ -416,3 +416,60 @@ fn kernel_engine_runs_a_contexts_callbacks() {
     );
     assert_eq!(Admin::kernel().read_u64("kdamonds/nr_kdamonds").unwrap(), 0);
 }
+
+#[test]
+fn kernel_engine_records_a_damo_record() {
+    const T: &str = "kernel_engine_records_a_damo_record";
+    if !in_guest(T) {
+        return;
+    }
+    use damon_damo::{read_record_file, RecordFormat, RecordWriter, Recorder};
+    let (child, pid, hot) = workload();
+    let mut ctx = Context::new();
+    ctx.targets.push(Target::new(pid));
+    ctx.attrs = damon_damo::kdamonds::damo_default_attrs();
+    let out = std::env::temp_dir().join("kernel-engine.data");
+    let writer = RecordWriter::create(&out, RecordFormat::JsonCompressed).unwrap();
+    let rec = Recorder::new()
+        .with_clock(std::sync::Arc::new(damon_core::RealClock::new()))
+        .with_writer(writer)
+        .install(&mut ctx);
+    let run = KernelRun::start(
+        Admin::kernel(),
+        "vaddr",
+        &mut ctx,
+        &KernelRunOptions::default(),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while rec.lock().nr_snapshots() < 20 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    run.stop();
+    drop(child);
+    let summary = rec.lock().finish().unwrap().unwrap();
+    let records = read_record_file(&out).unwrap();
+    let _ = std::fs::remove_file(&out);
+    assert!(summary.nr_snapshots >= 20, "{summary:?}");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].target_id, pid);
+    let last = records[0].snapshots.last().unwrap();
+    let found: u64 = last
+        .regions
+        .iter()
+        .filter(|g| g.nr_accesses > 0)
+        .map(|g| AddrRange::new(g.start, g.end).overlap(&hot))
+        .sum();
+    eprintln!(
+        "{T}: {} snapshots, last has {} regions, {}% of the hot range accessed",
+        records[0].snapshots.len(),
+        last.regions.len(),
+        found * 100 / hot.len()
+    );
+    assert!(!last.regions.is_empty());
+    assert_eq!(
+        records[0].intervals.map(|iv| iv.aggr_us),
+        Some(100_000),
+        "the record carries the kernel kdamond's intervals"
+    );
+}
