@@ -51,13 +51,58 @@ pub fn kdamonds(admin: &Admin) -> Result<Vec<KdamondState>, SysfsError> {
         .collect()
 }
 
+/// Where a running kdamond of ours is recorded (`<kdamond pid> <our pid>`),
+/// so that one left running by a killed process of ours is known as ours.
+pub const OWNER_PATH: &str = "/run/lock/udamon-kdamond.owner";
+
+/// Records that the kdamond with thread `kdamond_pid` is this process's.
+pub fn record_owner(path: &Path, kdamond_pid: i64) -> Result<(), SysfsError> {
+    std::fs::write(path, format!("{kdamond_pid} {}\n", std::process::id())).map_err(|source| {
+        SysfsError::Io {
+            op: "write".into(),
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+/// Forgets the record (the kdamond is gone).
+pub fn clear_owner(path: &Path) {
+    let _ = std::fs::remove_file(path);
+}
+
+/// Whether running kdamond `k` was started by a process of ours that is
+/// gone (killed before it could stop it).
+fn orphan_of_ours(owner: Option<&Path>, k: &KdamondState) -> bool {
+    let Some(text) = owner.and_then(|p| std::fs::read_to_string(p).ok()) else {
+        return false;
+    };
+    let mut it = text.split_whitespace().map(str::parse::<i64>);
+    let (Some(Ok(kd)), Some(Ok(by))) = (it.next(), it.next()) else {
+        return false;
+    };
+    k.pid == Some(kd) && !Path::new(&format!("/proc/{by}")).exists()
+}
+
 /// Makes a kdamond directory for us and returns its index: refuses while
 /// any kdamond runs (naming it), and when kdamonds are configured but off
 /// unless `take_over_off` (their configuration is then lost, as the kernel
-/// rebuilds the directories). Our kdamond is the only one afterwards.
-pub fn claim_kdamond(admin: &Admin, take_over_off: bool) -> Result<usize, SysfsError> {
+/// rebuilds the directories). A kdamond that `owner` records as started by
+/// a process of ours that is gone is ours: it is turned off and reused.
+/// Our kdamond is the only one afterwards.
+pub fn claim_kdamond(
+    admin: &Admin,
+    take_over_off: bool,
+    owner: Option<&Path>,
+) -> Result<usize, SysfsError> {
     let all = kdamonds(admin)?;
-    if let Some(k) = all.iter().find(|k| k.on) {
+    let mut ours = Vec::new();
+    for k in all.iter().filter(|k| k.on) {
+        if orphan_of_ours(owner, k) {
+            admin.write(&format!("{}/state", paths::kdamond(k.index)), "off")?;
+            ours.push(k.index);
+            continue;
+        }
         return Err(SysfsError::Foreign(format!(
             "kdamond {} (pid {}) is running and is not ours; the kernel does not let a kdamond be added while one runs, and this library never stops what it did not start",
             k.index,
@@ -66,13 +111,16 @@ pub fn claim_kdamond(admin: &Admin, take_over_off: bool) -> Result<usize, SysfsE
     }
     let configured: Vec<usize> = all
         .iter()
-        .filter(|k| k.configured)
+        .filter(|k| k.configured && !ours.contains(&k.index))
         .map(|k| k.index)
         .collect();
     if !configured.is_empty() && !take_over_off {
         return Err(SysfsError::Foreign(format!(
             "kdamond(s) {configured:?} are configured (but off) and not ours; adding one would make the kernel discard their configuration: allow taking them over to proceed"
         )));
+    }
+    if let Some(p) = owner {
+        clear_owner(p);
     }
     admin.write(paths::NR_KDAMONDS, 1)?;
     Ok(0)

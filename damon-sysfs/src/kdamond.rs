@@ -18,6 +18,9 @@ pub struct StartOptions {
     pub take_over_off: bool,
     /// The advisory lock file ([`crate::LOCK_PATH`]); `None` takes none.
     pub lock: Option<PathBuf>,
+    /// Where our running kdamond is recorded ([`crate::guard::OWNER_PATH`]),
+    /// to take it back after this process is killed; `None` records nothing.
+    pub owner: Option<PathBuf>,
 }
 
 impl Default for StartOptions {
@@ -25,6 +28,7 @@ impl Default for StartOptions {
         Self {
             take_over_off: false,
             lock: Some(PathBuf::from(crate::LOCK_PATH)),
+            owner: Some(PathBuf::from(crate::guard::OWNER_PATH)),
         }
     }
 }
@@ -63,6 +67,7 @@ pub struct KernelKdamond {
     ops: String,
     current: Context,
     released: bool,
+    owner: Option<PathBuf>,
     _lock: Option<SysfsLock>,
 }
 
@@ -78,7 +83,7 @@ impl KernelKdamond {
     ) -> Result<Self, SysfsError> {
         let lock = opts.lock.as_deref().map(SysfsLock::take).transpose()?;
         let features = Features::probe(&admin, &crate::kernel_release())?;
-        let index = claim_kdamond(&admin, opts.take_over_off)?;
+        let index = claim_kdamond(&admin, opts.take_over_off, opts.owner.as_deref())?;
         let mut me = Self {
             admin,
             features,
@@ -86,10 +91,14 @@ impl KernelKdamond {
             ops: ops.to_string(),
             current: params_of(ctx),
             released: false,
+            owner: opts.owner.clone(),
             _lock: lock,
         };
         write_context(&me.admin, &me.features, index, ops, ctx)?;
         me.state("on")?;
+        if let (Some(p), Some(pid)) = (&me.owner, me.pid()) {
+            crate::guard::record_owner(p, pid)?;
+        }
         if !me.is_running() {
             me.release()?;
             return Err(SysfsError::Unsupported(
@@ -290,7 +299,11 @@ impl KernelKdamond {
             return Ok(());
         }
         self.released = true;
-        release_kdamond(&self.admin, self.index)
+        let r = release_kdamond(&self.admin, self.index);
+        if let Some(p) = &self.owner {
+            crate::guard::clear_owner(p);
+        }
+        r
     }
 
     /// Turns the kdamond off and removes it.

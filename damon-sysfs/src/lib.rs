@@ -34,7 +34,9 @@ mod write;
 pub use engine::{kernel_can_run, Engine, KernelRun, KernelRunOptions};
 pub use error::SysfsError;
 pub use features::{kernel_release, Features, KernelVersion};
-pub use guard::{claim_kdamond, kdamonds, release_kdamond, KdamondState, SysfsLock, LOCK_PATH};
+pub use guard::{
+    claim_kdamond, kdamonds, release_kdamond, KdamondState, SysfsLock, LOCK_PATH, OWNER_PATH,
+};
 pub use kdamond::{KernelKdamond, KernelTriedRegion, StartOptions};
 pub use read::read_context;
 pub use trace::{AggregationTrace, TargetSnapshot, TRACEFS};

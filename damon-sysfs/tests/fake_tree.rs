@@ -117,7 +117,7 @@ fn a_context_round_trips_through_a_6_18_tree() {
     let k = FakeKernel::new("roundtrip", Profile::v6_18());
     let a = admin(&k);
     let f = Features::probe(&a, k.profile.release).unwrap();
-    let idx = claim_kdamond(&a, false).unwrap();
+    let idx = claim_kdamond(&a, false, None).unwrap();
     let ctx = rich();
     write_context(&a, &f, idx, "vaddr", &ctx).unwrap();
     assert_eq!(k.get("kdamonds/0/contexts/0/operations"), "vaddr");
@@ -165,7 +165,7 @@ fn what_an_older_kernel_lacks_is_named_with_its_version() {
     let k = FakeKernel::new("old", Profile::v6_6());
     let a = admin(&k);
     let f = Features::probe(&a, k.profile.release).unwrap();
-    let idx = claim_kdamond(&a, false).unwrap();
+    let idx = claim_kdamond(&a, false, None).unwrap();
     let missing = |ctx: &Context| match write_context(&a, &f, idx, "vaddr", ctx).unwrap_err() {
         SysfsError::Missing {
             feature,
@@ -248,7 +248,7 @@ fn operations_the_kernel_cannot_run_are_refused() {
     let k = FakeKernel::new("ops", p);
     let a = admin(&k);
     let f = Features::probe(&a, k.profile.release).unwrap();
-    let idx = claim_kdamond(&a, false).unwrap();
+    let idx = claim_kdamond(&a, false, None).unwrap();
     let e = write_context(&a, &f, idx, "vaddr", &Context::new()).unwrap_err();
     assert!(
         e.to_string()
@@ -269,7 +269,7 @@ fn kdamonds_of_others_are_never_touched() {
     a.write("kdamonds/0/contexts/0/operations", "paddr")
         .unwrap();
     k.run_foreign(0, 1234);
-    let e = claim_kdamond(&a, true).unwrap_err();
+    let e = claim_kdamond(&a, true, None).unwrap_err();
     assert!(matches!(e, SysfsError::Foreign(_)), "{e}");
     assert!(e.to_string().contains("pid 1234"), "{e}");
     assert_eq!(k.get("kdamonds/nr_kdamonds"), "1", "nothing renumbered");
@@ -277,10 +277,10 @@ fn kdamonds_of_others_are_never_touched() {
     assert_eq!(k.get("kdamonds/0/contexts/0/operations"), "paddr");
     // configured but off: refused unless taking over is allowed
     a.write("kdamonds/0/state", "off").unwrap();
-    let e = claim_kdamond(&a, false).unwrap_err();
+    let e = claim_kdamond(&a, false, None).unwrap_err();
     assert!(e.to_string().contains("configured (but off)"), "{e}");
     assert_eq!(k.get("kdamonds/0/contexts/0/operations"), "paddr", "kept");
-    assert_eq!(claim_kdamond(&a, true).unwrap(), 0);
+    assert_eq!(claim_kdamond(&a, true, None).unwrap(), 0);
     assert!(!kdamonds(&a).unwrap()[0].configured);
 }
 
@@ -317,6 +317,7 @@ fn no_lock() -> StartOptions {
     StartOptions {
         take_over_off: false,
         lock: None,
+        owner: None,
     }
 }
 
@@ -458,4 +459,33 @@ fn a_context_runs_on_the_kernel_engine_with_its_callbacks() {
     assert_eq!(ends.load(Ordering::SeqCst), 1);
     assert_eq!(k.get("kdamonds/nr_kdamonds"), "0", "stopped: removed");
     assert!("kernel".parse::<Engine>().is_ok() && "gpu".parse::<Engine>().is_err());
+}
+
+#[test]
+fn a_kdamond_a_killed_process_of_ours_left_is_taken_back() {
+    let k = FakeKernel::new("orphan", Profile::v6_18());
+    let a = admin(&k);
+    let owner = k.root.join("owner");
+    a.write("kdamonds/nr_kdamonds", 1).unwrap();
+    a.write("kdamonds/0/contexts/nr_contexts", 1).unwrap();
+    k.run_foreign(0, 4242);
+    // no record, or a record of a live process, or of another kdamond: not ours
+    let e = claim_kdamond(&a, false, Some(&owner)).unwrap_err();
+    assert!(e.to_string().contains("pid 4242"), "{e}");
+    std::fs::write(&owner, format!("4242 {}\n", std::process::id())).unwrap();
+    assert!(
+        claim_kdamond(&a, false, Some(&owner)).is_err(),
+        "its owner lives"
+    );
+    std::fs::write(&owner, "4243 2147483646\n").unwrap();
+    assert!(
+        claim_kdamond(&a, false, Some(&owner)).is_err(),
+        "another kdamond"
+    );
+    assert_eq!(k.get("kdamonds/0/state"), "on");
+    // recorded as started by a process that is gone: ours, taken back
+    std::fs::write(&owner, "4242 2147483646\n").unwrap();
+    assert_eq!(claim_kdamond(&a, false, Some(&owner)).unwrap(), 0);
+    assert!(!owner.exists(), "the stale record is cleared");
+    assert!(!kdamonds(&a).unwrap()[0].on);
 }

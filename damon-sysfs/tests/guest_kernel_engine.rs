@@ -124,7 +124,7 @@ fn kernel_engine_every_field_round_trips_through_the_kernels_tree() {
     let _lock = lock();
     let admin = Admin::kernel();
     let f = Features::probe(&admin, &kernel_release()).unwrap();
-    let k = claim_kdamond(&admin, false).unwrap();
+    let k = claim_kdamond(&admin, false, None).unwrap();
     let ctx = context(f.version);
     write_context(&admin, &f, k, "vaddr", &ctx).unwrap();
     let (ops, back) = read_context(&admin, k).unwrap();
@@ -161,7 +161,7 @@ fn kernel_engine_refuses_what_this_kernel_lacks_by_name_and_version() {
     let _lock = lock();
     let admin = Admin::kernel();
     let f = Features::probe(&admin, &kernel_release()).unwrap();
-    let k = claim_kdamond(&admin, false).unwrap();
+    let k = claim_kdamond(&admin, false, None).unwrap();
     let newer = |major, minor| {
         f.version
             .is_some_and(|v| v < KernelVersion { major, minor })
@@ -234,7 +234,7 @@ fn kernel_engine_does_not_touch_a_running_kdamond_of_others() {
         .unwrap();
     admin.write("kdamonds/0/state", "on").unwrap();
     let pid = kdamonds(&admin).unwrap()[0].pid.unwrap();
-    let e = claim_kdamond(&admin, true).unwrap_err();
+    let e = claim_kdamond(&admin, true, None).unwrap_err();
     assert!(e.to_string().contains(&format!("pid {pid}")), "{e}");
     let st = kdamonds(&admin).unwrap();
     assert!(
@@ -472,4 +472,86 @@ fn kernel_engine_records_a_damo_record() {
         Some(100_000),
         "the record carries the kernel kdamond's intervals"
     );
+}
+
+#[test]
+fn kernel_engine_takes_back_a_kdamond_its_killed_process_left() {
+    const T: &str = "kernel_engine_takes_back_a_kdamond_its_killed_process_left";
+    if let Ok(target) = std::env::var("UDAMON_ORPHAN_TARGET") {
+        // the child: start a kdamond of ours, say so, and wait to be killed
+        let mut ctx = Context::new();
+        ctx.targets.push(Target::new(target.parse().unwrap()));
+        let kd =
+            KernelKdamond::start(Admin::kernel(), "vaddr", &ctx, &StartOptions::default()).unwrap();
+        println!("ORPHAN-STARTED {}", kd.pid().unwrap());
+        std::thread::sleep(std::time::Duration::from_secs(600));
+        return;
+    }
+    if !in_guest(T) {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    std::fs::create_dir_all("/run/lock").unwrap();
+    let mut child = Reaped(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", T, "--nocapture", "--test-threads=1"])
+            .env("UDAMON_ORPHAN_TARGET", std::process::id().to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let out = BufReader::new(child.0.stdout.take().unwrap());
+    let kd_pid: i64 = out
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("ORPHAN-STARTED ")
+                .map(|p| p.trim().parse().unwrap())
+        })
+        .expect("the child started a kdamond");
+    // SIGKILL: no drop, no cleanup
+    drop(child);
+    let admin = Admin::kernel();
+    let st = kdamonds(&admin).unwrap();
+    assert!(
+        st.len() == 1 && st[0].on && st[0].pid == Some(kd_pid),
+        "left running: {st:?}"
+    );
+    // the next start knows it as ours and takes it back
+    let mut ctx = Context::new();
+    ctx.targets.push(Target::new(u64::from(std::process::id())));
+    let kd =
+        KernelKdamond::start(Admin::kernel(), "vaddr", &ctx, &StartOptions::default()).unwrap();
+    assert!(kd.is_running() && kd.pid() != Some(kd_pid));
+    kd.stop().unwrap();
+    assert_eq!(admin.read_u64("kdamonds/nr_kdamonds").unwrap(), 0);
+    assert!(!Path::new(OWNER_PATH).exists());
+    println!("{T}: kdamond pid {kd_pid} of a killed process taken back");
+}
+
+#[test]
+fn kernel_engine_lets_one_process_at_a_time() {
+    const T: &str = "kernel_engine_lets_one_process_at_a_time";
+    if !in_guest(T) {
+        return;
+    }
+    std::fs::create_dir_all("/run/lock").unwrap();
+    let mut ctx = Context::new();
+    ctx.targets.push(Target::new(u64::from(std::process::id())));
+    let kd =
+        KernelKdamond::start(Admin::kernel(), "vaddr", &ctx, &StartOptions::default()).unwrap();
+    // a second user (here: the same process, a second lock): the lock says so
+    let e =
+        KernelKdamond::start(Admin::kernel(), "vaddr", &ctx, &StartOptions::default()).unwrap_err();
+    assert!(matches!(e, SysfsError::Locked { .. }), "{e}");
+    // without the lock, the kernel's own rule: a running kdamond is in the way
+    let no_lock = StartOptions {
+        lock: None,
+        owner: None,
+        ..StartOptions::default()
+    };
+    let e = KernelKdamond::start(Admin::kernel(), "vaddr", &ctx, &no_lock).unwrap_err();
+    assert!(e.to_string().contains("is running and is not ours"), "{e}");
+    assert!(kd.is_running(), "the first one runs on");
+    kd.stop().unwrap();
 }
