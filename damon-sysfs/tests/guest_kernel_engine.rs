@@ -555,3 +555,128 @@ fn kernel_engine_lets_one_process_at_a_time() {
     assert!(kd.is_running(), "the first one runs on");
     kd.stop().unwrap();
 }
+
+fn rss_kib(pid: u64) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    false
+}
+
+#[test]
+fn kernel_engine_commits_and_reports_stats_and_tried_regions() {
+    const T: &str = "kernel_engine_commits_and_reports_stats_and_tried_regions";
+    if !in_guest(T) {
+        return;
+    }
+    let (child, pid, _hot) = workload();
+    let mut ctx = Context::new();
+    ctx.targets.push(Target::new(pid));
+    ctx.attrs.sample_interval = 5_000;
+    ctx.attrs.aggr_interval = 100_000;
+    ctx.attrs.ops_update_interval = 1_000_000;
+    // count every region
+    ctx.schemes
+        .push(Scheme::new(AccessPattern::default(), Action::Stat));
+    let mut kd =
+        KernelKdamond::start(Admin::kernel(), "vaddr", &ctx, &StartOptions::default()).unwrap();
+    assert!(
+        wait_for(60, || kd.stats().unwrap()[0].nr_tried > 0),
+        "the stat scheme tries regions"
+    );
+    let tried = kd.tried_regions().unwrap();
+    let (total, regions) = &tried[0];
+    let sum: u64 = regions.iter().map(|r| r.range.len()).sum();
+    assert!(!regions.is_empty());
+    assert_eq!(*total, sum, "total_bytes is the sum of the tried regions");
+    let before = regions.len();
+    // commit more regions: the kernel splits to reach the new minimum
+    ctx.attrs.min_nr_regions = 60;
+    ctx.attrs.max_nr_regions = 600;
+    kd.commit(&ctx).unwrap();
+    assert!(kd.is_running());
+    assert_eq!(kd.read_back().unwrap().attrs.min_nr_regions, 60);
+    let mut after = 0;
+    assert!(
+        wait_for(60, || {
+            after = kd.tried_regions().unwrap()[0].1.len();
+            after >= 60
+        }),
+        "after the commit the kernel reports {after} regions (before: {before})"
+    );
+    // pause: added in 7.2
+    let pause = kd.set_pause(true);
+    if kd
+        .features()
+        .version
+        .is_some_and(|v| v < KernelVersion { major: 7, minor: 2 })
+    {
+        let e = pause.unwrap_err();
+        assert!(matches!(e, SysfsError::Missing { since: "7.2", .. }), "{e}");
+    } else {
+        pause.unwrap();
+        kd.set_pause(false).unwrap();
+    }
+    kd.stop().unwrap();
+    drop(child);
+    println!("{T}: {before} regions, {after} after committing min_nr_regions 60");
+}
+
+#[test]
+fn kernel_engine_pageout_lowers_the_resident_memory() {
+    const T: &str = "kernel_engine_pageout_lowers_the_resident_memory";
+    if !in_guest(T) {
+        return;
+    }
+    let (child, pid, _hot) = workload();
+    let rss0 = rss_kib(pid);
+    let mut ctx = Context::new();
+    ctx.targets.push(Target::new(pid));
+    ctx.attrs.sample_interval = 5_000;
+    ctx.attrs.aggr_interval = 100_000;
+    ctx.attrs.ops_update_interval = 1_000_000;
+    // page out what stayed idle for a second
+    ctx.schemes.push(Scheme::new(
+        AccessPattern {
+            min_sz_region: 4096,
+            max_sz_region: u64::MAX,
+            min_nr_accesses: 0,
+            max_nr_accesses: 0,
+            min_age_region: 10,
+            max_age_region: u32::MAX,
+        },
+        Action::Pageout,
+    ));
+    let kd =
+        KernelKdamond::start(Admin::kernel(), "vaddr", &ctx, &StartOptions::default()).unwrap();
+    let mut rss = rss0;
+    let dropped = wait_for(60, || {
+        rss = rss_kib(pid);
+        rss + 16 * 1024 <= rss0
+    });
+    let st = kd.stats().unwrap();
+    kd.stop().unwrap();
+    drop(child);
+    eprintln!(
+        "{T}: VmRSS {rss0} KiB -> {rss} KiB; sz_applied {} KiB",
+        st[0].sz_applied / 1024
+    );
+    assert!(
+        dropped,
+        "pageout through the kernel engine: VmRSS {rss0} -> {rss} KiB"
+    );
+    assert!(st[0].sz_applied > 0);
+}
