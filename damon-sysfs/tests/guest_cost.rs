@@ -1,0 +1,170 @@
+//! The kernel engine's cost, in the guest, against the bare kernel and our
+//! user-space engine on the same workload and attributes, in one boot
+//! (`kernel_engine_cost`): CPU per aggregation of (1) the kdamond started
+//! through sysfs and nothing of ours running, (2) the kernel engine driven
+//! by our library (the kdamond plus our trace reader and callback
+//! threads), (3) our user-space vaddr engine. Ends with
+//! `kernel-engine cost: ours-over-bare=R`.
+
+use damon_core::{damon_start, Context, Control, Target};
+use damon_sysfs::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const RUN: Duration = Duration::from_secs(10);
+
+/// CPU time of a thread or process, ns: `schedstat` where the kernel keeps
+/// it, else `stat`'s utime + stime in clock ticks (100 Hz).
+fn cpu_ns(proc_dir: &str) -> u64 {
+    if let Ok(s) = std::fs::read_to_string(format!("{proc_dir}/schedstat")) {
+        if let Some(ns) = s.split_whitespace().next().and_then(|v| v.parse().ok()) {
+            return ns;
+        }
+    }
+    let stat = std::fs::read_to_string(format!("{proc_dir}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    // fields 14 and 15 of stat; `after` starts at field 3
+    (f[11] + f[12]) * 10_000_000
+}
+
+fn workload() -> (std::process::Child, u64) {
+    let bin = std::env::var("DAMON_WORKLOAD_BIN").expect("DAMON_WORKLOAD_BIN in the VM suite");
+    let child = std::process::Command::new(bin)
+        .args([
+            "--config-str",
+            "region buf 64M nothp; phase 300s buf:0-16M:write",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = u64::from(child.id());
+    // let it populate its buffer
+    std::thread::sleep(Duration::from_secs(3));
+    (child, pid)
+}
+
+fn context(pid: u64) -> Context {
+    let mut ctx = Context::new();
+    ctx.targets.push(Target::new(pid));
+    ctx.attrs.sample_interval = 5_000;
+    ctx.attrs.aggr_interval = 100_000;
+    ctx.attrs.ops_update_interval = 1_000_000;
+    ctx
+}
+
+/// A line on the console even while libtest captures output.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
+/// ns of CPU per aggregation.
+fn per_aggr(cpu: u64, aggrs: u64) -> f64 {
+    cpu as f64 / aggrs.max(1) as f64
+}
+
+#[test]
+fn kernel_engine_cost() {
+    const T: &str = "kernel_engine_cost";
+    if std::env::var("DAMON_VM_SUITE").as_deref() != Ok("1") {
+        println!("skipped: {T}: starts kdamonds through the kernel's DAMON sysfs; runs in the guest VM suite");
+        return;
+    }
+    std::fs::create_dir_all("/run/lock").unwrap();
+    let (mut child, pid) = workload();
+    let me = "/proc/self";
+
+    // (1) bare: the kdamond, nothing of ours running meanwhile
+    let kd = KernelKdamond::start(
+        Admin::kernel(),
+        "vaddr",
+        &context(pid),
+        &StartOptions::default(),
+    )
+    .unwrap();
+    let kpid = kd.pid().unwrap();
+    let k0 = cpu_ns(&format!("/proc/{kpid}"));
+    let t0 = Instant::now();
+    std::thread::sleep(RUN);
+    let bare_cpu = cpu_ns(&format!("/proc/{kpid}")) - k0;
+    let bare_aggrs = (t0.elapsed().as_micros() / 100_000) as u64;
+    kd.stop().unwrap();
+
+    // (2) the kernel engine with a callback: the kdamond plus our threads
+    let seen = Arc::new(AtomicU64::new(0));
+    let mut ctx = context(pid);
+    let s = seen.clone();
+    ctx.callbacks.after_aggregation = Some(Box::new(move |c: &Context| {
+        assert!(!c.targets[0].regions.is_empty());
+        s.fetch_add(1, Ordering::Relaxed);
+        Control::Continue
+    }));
+    let run = KernelRun::start(
+        Admin::kernel(),
+        "vaddr",
+        &mut ctx,
+        &KernelRunOptions::default(),
+    )
+    .unwrap();
+    let kpid = run.kdamond().pid().unwrap();
+    let (k0, m0) = (cpu_ns(&format!("/proc/{kpid}")), cpu_ns(me));
+    let t0 = Instant::now();
+    std::thread::sleep(RUN);
+    let kernel_cpu = cpu_ns(&format!("/proc/{kpid}")) - k0;
+    let ours_cpu = cpu_ns(me) - m0;
+    let engine_aggrs = (t0.elapsed().as_micros() / 100_000) as u64;
+    let traced = seen.load(Ordering::Relaxed);
+    run.stop();
+
+    // (3) our user-space engine
+    damon_ops_vaddr::register();
+    let mut ctx = context(pid);
+    damon_core::damon_select_ops(&mut ctx, "vaddr").unwrap();
+    let n = Arc::new(AtomicU64::new(0));
+    let n2 = n.clone();
+    ctx.callbacks.after_aggregation = Some(Box::new(move |_| {
+        n2.fetch_add(1, Ordering::Relaxed);
+        Control::Continue
+    }));
+    let m0 = cpu_ns(me);
+    let handles = damon_start(vec![ctx], false).unwrap();
+    std::thread::sleep(RUN);
+    handles[0].stop();
+    let user_cpu = cpu_ns(me) - m0;
+    let user_aggrs = n.load(Ordering::Relaxed);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let bare = per_aggr(bare_cpu, bare_aggrs);
+    let engine = per_aggr(kernel_cpu + ours_cpu, engine_aggrs);
+    let user = per_aggr(user_cpu, user_aggrs);
+    say!("{T}: CPU per aggregation (100 ms, 5 ms samples, 64 MiB workload):");
+    say!(
+        "{T}:   bare kernel kdamond: {:.0} us ({bare_aggrs} aggregations)",
+        bare / 1e3
+    );
+    say!(
+        "{T}:   kernel engine: {:.0} us (kdamond {:.0} + ours {:.0}; {traced} of {engine_aggrs} aggregations traced)",
+        engine / 1e3,
+        per_aggr(kernel_cpu, engine_aggrs) / 1e3,
+        per_aggr(ours_cpu, engine_aggrs) / 1e3
+    );
+    say!(
+        "{T}:   user-space engine: {:.0} us ({user_aggrs} aggregations)",
+        user / 1e3
+    );
+    say!("{T}: user-over-bare={:.2}", user / bare.max(1.0));
+    say!(
+        "kernel-engine cost: ours-over-bare={:.2}",
+        engine / bare.max(1.0)
+    );
+    assert!(traced > 0, "the callback saw aggregations");
+    assert!(user_aggrs > 0);
+}
