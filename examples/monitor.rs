@@ -123,11 +123,17 @@ struct Args {
     /// Show only this target (its index; on a terminal, `t` cycles).
     #[arg(long, value_name = "INDEX")]
     target_index: Option<usize>,
+    /// Which DAMON monitors: `user` (this library's engine), `kernel` (the
+    /// kernel's DAMON through sysfs) or `auto` (the kernel's when it can
+    /// run the context, else ours, saying why).
+    #[arg(long, default_value = "user", value_parser = ["user", "kernel", "auto"])]
+    engine: String,
 }
 
 /// What was set up to monitor.
 struct Setup {
     ctx: Context,
+    ops: String,
     title: String,
     labels: Vec<String>,
     command: Option<cli::Command>,
@@ -148,6 +154,7 @@ fn paddr_regions(args: &Args) -> (PaddrRegions, String) {
 }
 
 fn build(args: &Args) -> Result<Setup, String> {
+    let user = args.engine == "user";
     let paddr = match args.target.as_deref() {
         None => false,
         Some("paddr") => true,
@@ -162,7 +169,15 @@ fn build(args: &Args) -> Result<Setup, String> {
     }
     let mut ctx = Context::new();
     let mut command = None;
+    let mut ops = String::from("vaddr");
+    if !user && (args.sim.is_some() || paddr) {
+        return Err(format!(
+            "--engine {}: the kernel engine monitors processes (--pid, -- COMMAND) and --kdamonds contexts; --sim and paddr run on the user engine",
+            args.engine
+        ));
+    }
     let (title, labels) = if let Some(spec) = &args.sim {
+        ops = "sim".into();
         let pattern = parse_sim(spec).map_err(|e| format!("--sim: {e}"))?;
         let total = pattern.space_bytes();
         let mut ops = SimOps::new(pattern);
@@ -177,8 +192,10 @@ fn build(args: &Args) -> Result<Setup, String> {
         )
     } else if let Some(pid) = args.pid {
         check_pid(pid)?;
-        damon_select_ops(&mut ctx, "vaddr")
-            .map_err(|e| format!("cannot monitor pid {pid}: {e}"))?;
+        if user {
+            damon_select_ops(&mut ctx, "vaddr")
+                .map_err(|e| format!("cannot monitor pid {pid}: {e}"))?;
+        }
         ctx.targets.push(Target::new(u64::from(pid)));
         (
             format!("monitor: pid {pid} (vaddr)"),
@@ -186,8 +203,10 @@ fn build(args: &Args) -> Result<Setup, String> {
         )
     } else if !args.command.is_empty() {
         // check the backend before starting anything
-        damon_select_ops(&mut ctx, "vaddr")
-            .map_err(|e| format!("cannot monitor {:?}: {e}", args.command.join(" ")))?;
+        if user {
+            damon_select_ops(&mut ctx, "vaddr")
+                .map_err(|e| format!("cannot monitor {:?}: {e}", args.command.join(" ")))?;
+        }
         let cmd = cli::Command::spawn(&args.command)?;
         let pid = cmd.pid();
         ctx.targets.push(Target::new(u64::from(pid)));
@@ -204,8 +223,11 @@ fn build(args: &Args) -> Result<Setup, String> {
                 }
             }
         }
-        damon_select_ops(&mut ctx, &params.ops)
-            .map_err(|e| format!("cannot use the {} backend: {e}", params.ops))?;
+        ops = params.ops.clone();
+        if user {
+            damon_select_ops(&mut ctx, &params.ops)
+                .map_err(|e| format!("cannot use the {} backend: {e}", params.ops))?;
+        }
         let labels = params
             .targets
             .iter()
@@ -252,6 +274,7 @@ fn build(args: &Args) -> Result<Setup, String> {
     ctx.validate().map_err(|e| e.to_string())?;
     Ok(Setup {
         ctx,
+        ops,
         title,
         labels,
         command,
@@ -264,6 +287,7 @@ fn run(args: &Args) -> Result<(), String> {
     damon_ops_paddr::register();
     let Setup {
         mut ctx,
+        ops,
         title,
         labels,
         mut command,
@@ -276,8 +300,13 @@ fn run(args: &Args) -> Result<(), String> {
     };
     ctx.clock = Some(clock.clone());
     let recorder = Recorder::new().with_clock(clock).install(&mut ctx);
-    let mut runner =
-        Runner::start(ctx, stepped).map_err(|e| format!("cannot start monitoring: {e}"))?;
+    let engine: damon_examples::engine::Engine = args.engine.parse()?;
+    let mut runner = if engine == damon_examples::engine::Engine::User {
+        Runner::start(ctx, stepped)
+    } else {
+        Runner::start_on(engine, ctx, &ops)
+    }
+    .map_err(|e| format!("cannot start monitoring: {e}"))?;
 
     let duration_us = args
         .duration

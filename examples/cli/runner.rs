@@ -65,6 +65,7 @@ pub fn end_command(cmd: &mut Command, stop: &Stop) -> String {
 pub(crate) enum Engine {
     Threaded(DamonHandle),
     Stepped(Box<Kdamond>),
+    Kernel(Box<damon_sysfs::KernelRun>),
 }
 
 /// Runs one context either on a worker thread ([`damon_start`], real time)
@@ -111,6 +112,30 @@ impl Runner {
         })
     }
 
+    /// Starts `ctx` (operations set `ops`) on `engine` in real time;
+    /// `auto` falls back to ours, saying why on stderr.
+    pub fn start_on(
+        engine: crate::engine::Engine,
+        mut ctx: Context,
+        ops: &str,
+    ) -> Result<Self, String> {
+        let clock: Arc<dyn Clock> = ctx
+            .clock
+            .get_or_insert_with(|| Arc::new(RealClock::new()))
+            .clone();
+        let start_us = clock.now_us();
+        let engine = match crate::engine::start_engine(engine, ctx, ops)? {
+            crate::engine::Running::User(h) => Engine::Threaded(h),
+            crate::engine::Running::Kernel(k) => Engine::Kernel(Box::new(k)),
+        };
+        Ok(Self {
+            engine,
+            clock,
+            start_us,
+            ended: None,
+        })
+    }
+
     /// Microseconds of the context's clock since the start.
     pub fn elapsed_us(&self) -> u64 {
         self.clock.now_us().saturating_sub(self.start_us)
@@ -131,6 +156,20 @@ impl Runner {
                     let r = h.wait().unwrap_or(ExitReason::Stopped);
                     self.ended = Some(r.clone());
                     return Some(Stop::Exited(r));
+                }
+                let now = self.clock.now_us().saturating_sub(self.start_us);
+                if now >= until_us {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_micros((until_us - now).min(20_000)));
+            },
+            Engine::Kernel(k) => loop {
+                if interrupt.load(Ordering::Relaxed) {
+                    return Some(Stop::Interrupted);
+                }
+                if !k.is_running() {
+                    self.ended = Some(ExitReason::Stopped);
+                    return Some(Stop::Exited(ExitReason::Stopped));
                 }
                 let now = self.clock.now_us().saturating_sub(self.start_us);
                 if now >= until_us {
@@ -176,6 +215,8 @@ impl Runner {
         match &self.engine {
             Engine::Threaded(h) => h.call(f).ok(),
             Engine::Stepped(kd) => Some(f(kd.ctx())),
+            // the kernel holds the context; its results come by callbacks
+            Engine::Kernel(_) => None,
         }
     }
 
@@ -187,6 +228,10 @@ impl Runner {
                 h.take_final_context()
             }
             Engine::Stepped(kd) => Some(kd.terminate()),
+            Engine::Kernel(k) => {
+                k.stop();
+                None
+            }
         }
     }
 }

@@ -1038,6 +1038,15 @@ fn record_engine_kernel_leaves_a_kdamond_of_others_alone() {
             .contains("engine: user (the kernel's DAMON cannot:"),
         "{r:?}"
     );
+    let r = run(
+        "monitor",
+        &["--engine", "kernel", "--pid", &me, "--duration", "1"],
+    );
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains(&format!("pid {pid}")), "{r:?}");
+    let r = run("monitor", &["--engine", "kernel", "--sim", "1G"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains("run on the user engine"), "{r:?}");
     let r = run("record", &["--engine", "kernel", "--sim", "1G", "-o", out]);
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(
