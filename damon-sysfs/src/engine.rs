@@ -1,9 +1,12 @@
 //! A [`Context`] run on the kernel's DAMON with the Context's own
 //! callbacks: `after_aggregation` is called with a mirror of the Context
 //! whose targets hold the regions of each aggregation, read from the
-//! `damon_aggregated` trace event (so a callback sees each aggregation once
-//! it is traced, not at the kernel's instant), and `before_terminate` once
-//! at the end. `after_sampling` and `before_damos_apply` would have to run
+//! `damon_aggregated` trace event (so a callback sees every aggregation,
+//! once it is traced, not at the kernel's instant), or, without tracefs,
+//! from a hidden `stat` scheme's tried regions (one target only, as the
+//! kernel does not say which target a tried region is of; at the
+//! granularity of the kernel's scheme applications, so aggregations can be
+//! skipped), and `before_terminate` once at the end. `after_sampling` and `before_damos_apply` would have to run
 //! inside the kernel: a Context with them is refused, saying so.
 
 use crate::kdamond::{KernelKdamond, StartOptions};
@@ -104,8 +107,22 @@ impl KernelRun {
         opts: &KernelRunOptions,
     ) -> Result<Self, SysfsError> {
         kernel_can_run(ctx, ops)?;
-        let kd = KernelKdamond::start(admin, ops, ctx, &opts.start)?;
-        let trace = if ctx.callbacks.after_aggregation.is_some() {
+        let traced = opts.tracefs.join("events/damon/damon_aggregated").exists();
+        let mut start = opts.start.clone();
+        let probe = ctx.callbacks.after_aggregation.is_some() && !traced;
+        if probe {
+            // without the trace event: a stat scheme's tried regions, as
+            // damo does; they do not say which target a region is of
+            if ctx.targets.len() != 1 {
+                return Err(SysfsError::Unsupported(format!(
+                    "no damon:damon_aggregated event under {} (tracefs not mounted?): aggregations then come from tried regions, which do not say which target a region is of, so only a one-target context can have after_aggregation",
+                    opts.tracefs.display()
+                )));
+            }
+            start.probe_scheme = true;
+        }
+        let kd = KernelKdamond::start(admin, ops, ctx, &start)?;
+        let trace = if ctx.callbacks.after_aggregation.is_some() && !probe {
             let pid = kd.pid().ok_or_else(|| {
                 SysfsError::Unsupported("the kdamond runs without a pid to trace".into())
             })?;
@@ -122,7 +139,7 @@ impl KernelRun {
             let (kd, stop, latest) = (kd.clone(), stop.clone(), latest.clone());
             std::thread::Builder::new()
                 .name("udamon-kernel".into())
-                .spawn(move || run(mirror, &mut callbacks, trace, &kd, &stop, &latest))
+                .spawn(move || run(mirror, &mut callbacks, trace, probe, &kd, &stop, &latest))
                 .map_err(|e| {
                     SysfsError::Unsupported(format!("cannot start the callback thread: {e}"))
                 })?
@@ -172,10 +189,39 @@ impl Drop for KernelRun {
     }
 }
 
+/// Puts one aggregation's regions into the mirror and calls
+/// `after_aggregation` with it.
+fn deliver(
+    mirror: &mut Context,
+    cb: &mut Callbacks,
+    done: Vec<TargetSnapshot>,
+    latest: &Mutex<Vec<TargetSnapshot>>,
+) -> Control {
+    for (target, s) in mirror.targets.iter_mut().zip(&done) {
+        target.regions = s
+            .regions
+            .iter()
+            .map(|&(ar, nr, age)| {
+                let mut r = Region::new(ar.start, ar.end);
+                r.nr_accesses = nr;
+                r.last_nr_accesses = nr;
+                r.age = age;
+                r
+            })
+            .collect();
+    }
+    *latest.lock().unwrap_or_else(|p| p.into_inner()) = done;
+    match cb.after_aggregation.as_mut() {
+        Some(f) => f(mirror),
+        None => Control::Continue,
+    }
+}
+
 fn run(
     mut mirror: Context,
     cb: &mut Callbacks,
     trace: Option<AggregationTrace>,
+    probe: bool,
     kd: &Mutex<KernelKdamond>,
     stop: &AtomicBool,
     latest: &Mutex<Vec<TargetSnapshot>>,
@@ -185,10 +231,28 @@ fn run(
     let running = || kd.lock().map(|k| k.is_running()).unwrap_or(false);
     while !stop.load(Ordering::Relaxed) {
         let Some(t) = &trace else {
-            std::thread::sleep(Duration::from_millis(100));
-            if !running() {
+            if !probe {
+                std::thread::sleep(Duration::from_millis(100));
+                if !running() {
+                    break;
+                }
+                continue;
+            }
+            // one update waits for the kernel's next scheme application
+            let regions = match kd.lock().map(|k| k.probe_regions()) {
+                Ok(Ok(r)) => r,
+                _ => break,
+            };
+            let snap = TargetSnapshot {
+                time_ns: 0,
+                target_idx: 0,
+                regions,
+            };
+            if deliver(&mut mirror, cb, vec![snap], latest) == Control::Stop {
                 break;
             }
+            // the update above waited for the kernel; a breath for the handle
+            std::thread::sleep(Duration::from_micros(mirror.attrs.aggr_interval / 4));
             continue;
         };
         let snap = match t.receiver().recv_timeout(Duration::from_millis(200)) {
@@ -209,24 +273,8 @@ fn run(
             continue;
         }
         let done: Vec<TargetSnapshot> = pending.iter_mut().filter_map(Option::take).collect();
-        for (target, s) in mirror.targets.iter_mut().zip(&done) {
-            target.regions = s
-                .regions
-                .iter()
-                .map(|&(ar, nr, age)| {
-                    let mut r = Region::new(ar.start, ar.end);
-                    r.nr_accesses = nr;
-                    r.last_nr_accesses = nr;
-                    r.age = age;
-                    r
-                })
-                .collect();
-        }
-        *latest.lock().unwrap_or_else(|p| p.into_inner()) = done;
-        if let Some(f) = cb.after_aggregation.as_mut() {
-            if f(&mirror) == Control::Stop {
-                break;
-            }
+        if deliver(&mut mirror, cb, done, latest) == Control::Stop {
+            break;
         }
     }
     stop.store(true, Ordering::Relaxed);

@@ -21,6 +21,10 @@ pub struct StartOptions {
     /// Where our running kdamond is recorded ([`crate::guard::OWNER_PATH`]),
     /// to take it back after this process is killed; `None` records nothing.
     pub owner: Option<PathBuf>,
+    /// Add a hidden `stat` scheme matching every region, whose tried
+    /// regions ([`KernelKdamond::probe_regions`]) give the monitoring
+    /// results where the trace event cannot (as damo does).
+    pub probe_scheme: bool,
 }
 
 impl Default for StartOptions {
@@ -29,6 +33,7 @@ impl Default for StartOptions {
             take_over_off: false,
             lock: Some(PathBuf::from(crate::LOCK_PATH)),
             owner: Some(PathBuf::from(crate::guard::OWNER_PATH)),
+            probe_scheme: false,
         }
     }
 }
@@ -68,6 +73,7 @@ pub struct KernelKdamond {
     current: Context,
     released: bool,
     owner: Option<PathBuf>,
+    probe_scheme: bool,
     _lock: Option<SysfsLock>,
 }
 
@@ -92,9 +98,11 @@ impl KernelKdamond {
             current: params_of(ctx),
             released: false,
             owner: opts.owner.clone(),
+            probe_scheme: opts.probe_scheme,
             _lock: lock,
         };
-        write_context(&me.admin, &me.features, index, ops, ctx)?;
+        let written = me.written(ctx);
+        write_context(&me.admin, &me.features, index, ops, &written)?;
         me.state("on")?;
         if let (Some(p), Some(pid)) = (&me.owner, me.pid()) {
             crate::guard::record_owner(p, pid)?;
@@ -106,6 +114,37 @@ impl KernelKdamond {
             ));
         }
         Ok(me)
+    }
+
+    /// What goes to the kernel: `ctx`'s parameters and the probe scheme.
+    fn written(&self, ctx: &Context) -> Context {
+        let mut c = params_of(ctx);
+        if self.probe_scheme {
+            c.schemes.push(damon_core::damos::Scheme::new(
+                damon_core::damos::AccessPattern::default(),
+                damon_core::damos::Action::Stat,
+            ));
+        }
+        c
+    }
+
+    /// The regions of the whole context as the probe scheme last tried
+    /// them (`update_schemes_tried_regions`: the kernel answers at its
+    /// next scheme application, about one aggregation), as
+    /// `(region, nr_accesses, age)`; the kernel does not say which target
+    /// each is of. Needs [`StartOptions::probe_scheme`].
+    pub fn probe_regions(&self) -> Result<Vec<(AddrRange, u32, u32)>, SysfsError> {
+        if !self.probe_scheme {
+            return Err(SysfsError::Unsupported(
+                "this kdamond was started without the probe scheme".into(),
+            ));
+        }
+        let all = self.tried_regions_of(self.current.schemes.len() + 1)?;
+        let (_, regions) = all.into_iter().last().unwrap_or_default();
+        Ok(regions
+            .into_iter()
+            .map(|r| (r.range, r.nr_accesses, r.age))
+            .collect())
     }
 
     fn state(&self, cmd: &str) -> Result<(), SysfsError> {
@@ -142,7 +181,8 @@ impl KernelKdamond {
     /// refuses it, the files are written back to the running configuration,
     /// so that the tree and the kdamond keep agreeing, and the error returned.
     pub fn commit(&mut self, ctx: &Context) -> Result<(), SysfsError> {
-        let done = write_context(&self.admin, &self.features, self.index, &self.ops, ctx)
+        let written = self.written(ctx);
+        let done = write_context(&self.admin, &self.features, self.index, &self.ops, &written)
             .and_then(|()| self.state("commit"));
         match done {
             Ok(()) => {
@@ -165,7 +205,11 @@ impl KernelKdamond {
     /// What the tree holds now (after the kernel's own updates, e.g. tuned
     /// intervals written back by [`Self::tuned_intervals`]).
     pub fn read_back(&self) -> Result<Context, SysfsError> {
-        read_context(&self.admin, self.index).map(|(_, c)| c)
+        let (_, mut c) = read_context(&self.admin, self.index)?;
+        if self.probe_scheme {
+            c.schemes.pop();
+        }
+        Ok(c)
     }
 
     /// Pauses or resumes monitoring (the context's `pause`, Linux 7.2+).
@@ -211,8 +255,15 @@ impl KernelKdamond {
     /// Each scheme's tried regions and their total bytes
     /// (`update_schemes_tried_regions`, Linux 6.2+).
     pub fn tried_regions(&self) -> Result<Vec<(u64, Vec<KernelTriedRegion>)>, SysfsError> {
+        self.tried_regions_of(self.current.schemes.len())
+    }
+
+    fn tried_regions_of(
+        &self,
+        nr_schemes: usize,
+    ) -> Result<Vec<(u64, Vec<KernelTriedRegion>)>, SysfsError> {
         self.state("update_schemes_tried_regions")?;
-        (0..self.current.schemes.len())
+        (0..nr_schemes)
             .map(|s| {
                 let d = format!("{}/tried_regions", paths::scheme(self.index, s));
                 if !self.admin.exists(&d) {

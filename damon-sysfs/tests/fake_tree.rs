@@ -318,6 +318,7 @@ fn no_lock() -> StartOptions {
         take_over_off: false,
         lock: None,
         owner: None,
+        probe_scheme: false,
     }
 }
 
@@ -488,4 +489,45 @@ fn a_kdamond_a_killed_process_of_ours_left_is_taken_back() {
     assert_eq!(claim_kdamond(&a, false, Some(&owner)).unwrap(), 0);
     assert!(!owner.exists(), "the stale record is cleared");
     assert!(!kdamonds(&a).unwrap()[0].on);
+}
+
+#[test]
+fn without_tracefs_aggregations_come_from_a_hidden_stat_scheme() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let k = FakeKernel::new("probe", Profile::v6_18());
+    let nowhere = k.root.join("no-tracefs");
+    let mut ctx = rich();
+    ctx.targets.truncate(1);
+    ctx.schemes.truncate(1);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    ctx.callbacks.after_aggregation = Some(Box::new(move |m: &Context| {
+        // the fake kernel's two tried regions, as target 0's regions
+        assert_eq!(m.targets[0].regions.len(), 2);
+        assert_eq!(m.targets[0].regions[1].nr_accesses, 3);
+        if c.fetch_add(1, Ordering::SeqCst) + 1 == 3 {
+            damon_core::Control::Stop
+        } else {
+            damon_core::Control::Continue
+        }
+    }));
+    let run = KernelRun::start(admin(&k), "vaddr", &mut ctx, &run_opts(&nowhere)).unwrap();
+    assert_eq!(
+        k.get("kdamonds/0/contexts/0/schemes/nr_schemes"),
+        "2",
+        "the user's scheme and the hidden probe"
+    );
+    for _ in 0..100 {
+        if !run.is_running() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "stopped by the callback");
+    assert_eq!(run.latest().len(), 1);
+    assert_eq!(run.kdamond().stats().unwrap().len(), 1, "the probe stays hidden");
+    assert_eq!(run.kdamond().read_back().unwrap().schemes.len(), 1);
+    run.stop();
+    assert_eq!(k.get("kdamonds/nr_kdamonds"), "0");
 }
