@@ -506,11 +506,8 @@ fn without_tracefs_aggregations_come_from_a_hidden_stat_scheme() {
         // the fake kernel's two tried regions, as target 0's regions
         assert_eq!(m.targets[0].regions.len(), 2);
         assert_eq!(m.targets[0].regions[1].nr_accesses, 3);
-        if c.fetch_add(1, Ordering::SeqCst) + 1 == 3 {
-            damon_core::Control::Stop
-        } else {
-            damon_core::Control::Continue
-        }
+        c.fetch_add(1, Ordering::SeqCst);
+        damon_core::Control::Continue
     }));
     let run = KernelRun::start(admin(&k), "vaddr", &mut ctx, &run_opts(&nowhere)).unwrap();
     assert_eq!(
@@ -518,15 +515,19 @@ fn without_tracefs_aggregations_come_from_a_hidden_stat_scheme() {
         "2",
         "the user's scheme and the hidden probe"
     );
-    for _ in 0..100 {
-        if !run.is_running() {
+    for _ in 0..200 {
+        if calls.load(Ordering::SeqCst) >= 3 {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 3, "stopped by the callback");
+    assert!(calls.load(Ordering::SeqCst) >= 3, "aggregations delivered");
     assert_eq!(run.latest().len(), 1);
-    assert_eq!(run.kdamond().stats().unwrap().len(), 1, "the probe stays hidden");
+    assert_eq!(
+        run.kdamond().stats().unwrap().len(),
+        1,
+        "the probe stays hidden"
+    );
     assert_eq!(run.kdamond().read_back().unwrap().schemes.len(), 1);
     run.stop();
     assert_eq!(k.get("kdamonds/nr_kdamonds"), "0");
