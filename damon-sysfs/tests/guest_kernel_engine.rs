@@ -680,3 +680,49 @@ fn kernel_engine_pageout_lowers_the_resident_memory() {
     );
     assert!(st[0].sz_applied > 0);
 }
+
+#[test]
+fn kernel_engine_without_tracefs_uses_tried_regions() {
+    const T: &str = "kernel_engine_without_tracefs_uses_tried_regions";
+    if !in_guest(T) {
+        return;
+    }
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let (child, pid, hot) = workload();
+    let mut ctx = Context::new();
+    ctx.targets.push(Target::new(pid));
+    ctx.attrs.sample_interval = 5_000;
+    ctx.attrs.aggr_interval = 100_000;
+    ctx.attrs.ops_update_interval = 1_000_000;
+    let (seen, best) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (s, b) = (seen.clone(), best.clone());
+    ctx.callbacks.after_aggregation = Some(Box::new(move |c: &Context| {
+        let found: u64 = c.targets[0]
+            .regions
+            .iter()
+            .filter(|r| r.nr_accesses > 0)
+            .map(|r| r.ar.overlap(&hot))
+            .sum();
+        b.fetch_max(found * 100 / hot.len(), Ordering::SeqCst);
+        s.fetch_add(1, Ordering::SeqCst);
+        damon_core::Control::Continue
+    }));
+    let opts = KernelRunOptions {
+        tracefs: "/nonexistent/tracefs".into(),
+        ..KernelRunOptions::default()
+    };
+    let run = KernelRun::start(Admin::kernel(), "vaddr", &mut ctx, &opts).unwrap();
+    assert!(
+        wait_for(120, || seen.load(Ordering::SeqCst) >= 20),
+        "20 deliveries"
+    );
+    run.stop();
+    drop(child);
+    eprintln!(
+        "{T}: {} deliveries from tried regions, hot range found up to {}%",
+        seen.load(Ordering::SeqCst),
+        best.load(Ordering::SeqCst)
+    );
+    assert!(best.load(Ordering::SeqCst) >= 80);
+}
