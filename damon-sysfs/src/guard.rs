@@ -57,6 +57,9 @@ pub const OWNER_PATH: &str = "/run/lock/udamon-kdamond.owner";
 
 /// Records that the kdamond with thread `kdamond_pid` is this process's.
 pub fn record_owner(path: &Path, kdamond_pid: i64) -> Result<(), SysfsError> {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
     std::fs::write(path, format!("{kdamond_pid} {}\n", std::process::id())).map_err(|source| {
         SysfsError::Io {
             op: "write".into(),
@@ -147,6 +150,10 @@ impl SysfsLock {
     /// Takes the lock at `path` (created if missing), failing at once if
     /// another process holds it.
     pub fn take(path: &Path) -> Result<Self, SysfsError> {
+        // /run/lock exists on most systems, not on every minimal one
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
