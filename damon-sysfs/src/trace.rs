@@ -200,6 +200,20 @@ impl AggregationTrace {
     }
 }
 
+/// Sleeps until the pipe has data, or 200 ms (to see the stop flag): one
+/// wake-up per burst of events, not a timer tick every few milliseconds.
+fn wait_readable(file: &std::fs::File) {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(file, PollFlags::IN)];
+    let timeout = Timespec {
+        tv_sec: 0,
+        tv_nsec: 200_000_000,
+    };
+    if poll(&mut fds, Some(&timeout)).is_err() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn read_loop(
     mut file: std::fs::File,
     pid: i64,
@@ -212,7 +226,7 @@ fn read_loop(
     let mut asm = Assembler::default();
     while !stop.load(Ordering::Relaxed) {
         match file.read(&mut buf) {
-            Ok(0) => std::thread::sleep(Duration::from_millis(10)),
+            Ok(0) => wait_readable(&file),
             Ok(n) => {
                 for &b in &buf[..n] {
                     if b != b'\n' {
@@ -233,9 +247,7 @@ fn read_loop(
                     line.clear();
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => wait_readable(&file),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => break,
         }
