@@ -193,11 +193,6 @@ impl RecordFilter {
         }
         Ok(())
     }
-
-    /// Whether the filter keeps everything.
-    pub fn is_noop(&self) -> bool {
-        *self == Self::default()
-    }
 }
 
 /// damo's `report times`: the time intervals (ns, start and end) during

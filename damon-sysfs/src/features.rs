@@ -135,13 +135,6 @@ impl Features {
             release: self.release.clone(),
         }
     }
-
-    /// Whether `ops` is available, if the probe could tell.
-    pub fn has_ops(&self, ops: &str) -> Option<bool> {
-        self.avail_operations
-            .as_ref()
-            .map(|a| a.iter().any(|o| o == ops))
-    }
 }
 
 #[cfg(test)]

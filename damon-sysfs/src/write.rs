@@ -289,16 +289,12 @@ fn write_filters(
     let split =
         admin.exists(&format!("{d}/core_filters")) && admin.exists(&format!("{d}/ops_filters"));
     let groups: Vec<(String, Vec<&Filter>)> = if split {
-        // the kernel installs core_filters, then ops_filters, then filters
-        admin
-            .write(&format!("{d}/filters/nr_filters"), 0)
-            .or_else(|e| {
-                if admin.exists(&format!("{d}/filters")) {
-                    Err(e)
-                } else {
-                    Ok(())
-                }
-            })?;
+        // the kernel installs core_filters, then ops_filters, then the
+        // legacy filters: empty the legacy directory where it exists
+        let legacy = format!("{d}/filters/nr_filters");
+        if admin.exists(&legacy) {
+            admin.write(&legacy, 0)?;
+        }
         vec![
             (
                 format!("{d}/core_filters"),
