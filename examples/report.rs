@@ -366,6 +366,28 @@ fn pair<T: Copy>(v: &Option<Vec<T>>) -> Option<(T, T)> {
     })
 }
 
+/// `access --percentiles_range`, as damo takes it: up to three values are
+/// Python's `range()` arguments (END, START END, START END STEP), more are
+/// the percentiles themselves; every one within 0..=100.
+fn access_percentiles(v: &[u32]) -> Result<Vec<u32>, String> {
+    let bad = |why: &str| format!("--percentiles_range {v:?}: {why}");
+    let mut out: Vec<u32> = match *v {
+        [end] => (0..end).collect(),
+        [start, end] => (start..end).collect(),
+        [start, end, step] if step > 0 => (start..end).step_by(step as usize).collect(),
+        [_, _, _] => return Err(bad("the step must be positive")),
+        _ => v.to_vec(),
+    };
+    out.sort_unstable();
+    if out.is_empty() {
+        return Err(bad("no percentile in that range"));
+    }
+    if out.iter().any(|&p| p > 100) {
+        return Err(bad("percentiles go up to 100"));
+    }
+    Ok(out)
+}
+
 /// damo's `--range START END STEP` of percentiles (default 0 101 25).
 fn percentiles_of(range: Option<&[u32]>) -> Result<Vec<u32>, String> {
     match range {
@@ -629,15 +651,10 @@ fn run(args: Args) -> Result<(), String> {
                 return emit(&damon_damo::write_json(&records), output.as_ref());
             }
             if let Some(style) = style {
-                let percentiles = match percentiles_range.as_deref() {
-                    None => None,
-                    Some(v) if v.len() <= 3 => Some(percentiles_of(Some(v))?),
-                    Some(v) => {
-                        let mut v = v.to_vec();
-                        v.sort_unstable();
-                        Some(v)
-                    }
-                };
+                let percentiles = percentiles_range
+                    .as_deref()
+                    .map(access_percentiles)
+                    .transpose()?;
                 let o = StyleOptions {
                     style,
                     raw_number,

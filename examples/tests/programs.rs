@@ -681,6 +681,28 @@ fn record_and_report_take_damos_options_and_time_forms() {
             .ends_with("record DAMON intervals: sample 10 ms, aggr 200 ms\n"),
         "{r:?}"
     );
+    // damo's range() form with two values: percentiles 0 to 49, step 1
+    let r = run(
+        "report",
+        &[
+            "access",
+            "-i",
+            path,
+            "--style",
+            "temperature-percentiles",
+            "--snapshot",
+            "1",
+            "--percentiles_range",
+            "0",
+            "50",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(
+        r.stdout.lines().filter(|l| l.ends_with('|')).count(),
+        50,
+        "{r:?}"
+    );
     let r = run(
         "report",
         &["access", "-i", path, "--json", "--snapshot", "4"],
@@ -725,6 +747,33 @@ fn record_and_report_take_damos_options_and_time_forms() {
         (
             vec!["times", path, "--access_rate", "lots", "max"],
             "--access_rate",
+        ),
+        (
+            vec![
+                "access",
+                "-i",
+                path,
+                "--style",
+                "recency-percentiles",
+                "--percentiles_range",
+                "50",
+                "50",
+            ],
+            "--percentiles_range [50, 50]: no percentile in that range",
+        ),
+        (
+            vec![
+                "access",
+                "-i",
+                path,
+                "--style",
+                "recency-percentiles",
+                "--percentiles_range",
+                "0",
+                "200",
+                "50",
+            ],
+            "percentiles go up to 100",
         ),
         (
             vec!["times", path, "--address", "9", "3"],
