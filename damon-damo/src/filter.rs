@@ -228,15 +228,9 @@ pub fn times_text(times: &[(u64, u64)]) -> String {
 mod tests {
     use super::*;
     use crate::record::Snapshot;
-    use damon_core::attrs::IntervalsGoal;
 
     fn iv() -> RecordIntervals {
-        RecordIntervals {
-            sample_us: 5_000,
-            aggr_us: 100_000,
-            ops_update_us: 1_000_000,
-            goal: IntervalsGoal::default(),
-        }
+        RecordIntervals::from_attrs(&crate::kdamonds::damo_default_attrs())
     }
 
     fn reg(start: u64, end: u64, nr_accesses: u32, age: u32) -> RecordRegion {

@@ -125,15 +125,9 @@ pub fn holistic_text(
 mod tests {
     use super::*;
     use crate::record::{RecordIntervals, RecordRegion, Snapshot};
-    use damon_core::attrs::IntervalsGoal;
 
     fn rec(n: u64) -> Record {
-        let iv = RecordIntervals {
-            sample_us: 5_000,
-            aggr_us: 100_000,
-            ops_update_us: 1_000_000,
-            goal: IntervalsGoal::default(),
-        };
+        let iv = RecordIntervals::from_attrs(&crate::kdamonds::damo_default_attrs());
         let mut r = Record::new(0, Some(iv));
         for i in 0..n {
             r.snapshots.push(Snapshot {

@@ -64,16 +64,9 @@ fn simulated_records() -> Vec<Record> {
 #[test]
 fn damo_reports_our_records_like_we_do() {
     const T: &str = "damo_reports_our_records_like_we_do";
-    let damo = match damo() {
-        Ok(d) => d,
-        Err(e) => return skip(T, &e),
+    let Some(damo) = damo_reading_records(T) else {
+        return;
     };
-    if !have_file_cmd() {
-        return skip(
-            T,
-            "damo needs file(1) to read record files, and it is not installed",
-        );
-    }
     println!("{T}: damo version {}", damo_version(&damo));
     let records = simulated_records();
     let dir = tmp_dir("ours");
@@ -272,16 +265,9 @@ fn damo_reads_our_kdamonds_config() {
 #[test]
 fn damo_reports_nr_regions_and_record_info_like_we_do() {
     const T: &str = "damo_reports_nr_regions_and_record_info_like_we_do";
-    let damo = match damo() {
-        Ok(d) => d,
-        Err(e) => return skip(T, &e),
+    let Some(damo) = damo_reading_records(T) else {
+        return;
     };
-    if !have_file_cmd() {
-        return skip(
-            T,
-            "damo needs file(1) to read record files, and it is not installed",
-        );
-    }
     // moved off address 0: damo takes a lowest address of 0 for "none yet"
     // (Python's `not 0`) and reports the next region's start instead
     let mut records = simulated_records();
@@ -433,16 +419,9 @@ fn without_colour(damo_text: &str) -> String {
 #[test]
 fn damo_reports_access_styles_filters_and_times_like_we_do() {
     const T: &str = "damo_reports_access_styles_filters_and_times_like_we_do";
-    let damo = match damo() {
-        Ok(d) => d,
-        Err(e) => return skip(T, &e),
+    let Some(damo) = damo_reading_records(T) else {
+        return;
     };
-    if !have_file_cmd() {
-        return skip(
-            T,
-            "damo needs file(1) to read record files, and it is not installed",
-        );
-    }
     use damon_damo::filter::{times, times_text, RecordFilter};
     use damon_damo::{style_text, AccessStyle, StyleOptions};
     let records = simulated_records();
@@ -586,16 +565,9 @@ fn damo_reports_access_styles_filters_and_times_like_we_do() {
 #[test]
 fn damo_reports_holistic_distributions_like_we_do() {
     const T: &str = "damo_reports_holistic_distributions_like_we_do";
-    let damo = match damo() {
-        Ok(d) => d,
-        Err(e) => return skip(T, &e),
+    let Some(damo) = damo_reading_records(T) else {
+        return;
     };
-    if !have_file_cmd() {
-        return skip(
-            T,
-            "damo needs file(1) to read record files, and it is not installed",
-        );
-    }
     use damon_damo::footprint::*;
     use damon_damo::holistic::holistic_text;
     let dir = tmp_dir("holistic");

@@ -6,11 +6,14 @@
 //! threads), (3) our user-space vaddr engine. Ends with
 //! `kernel-engine cost: ours-over-bare=R`.
 
-use damon_core::{damon_start, Context, Control, Target};
+use damon_core::{damon_start, Context, Control};
 use damon_sysfs::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod guest;
+use guest::{in_guest, workload, workload_ctx};
 
 const RUN: Duration = Duration::from_secs(10);
 
@@ -32,31 +35,6 @@ fn cpu_ns(proc_dir: &str) -> u64 {
     (f[11] + f[12]) * 10_000_000
 }
 
-fn workload() -> (std::process::Child, u64) {
-    let bin = std::env::var("DAMON_WORKLOAD_BIN").expect("DAMON_WORKLOAD_BIN in the VM suite");
-    let child = std::process::Command::new(bin)
-        .args([
-            "--config-str",
-            "region buf 64M nothp; phase 300s buf:0-16M:write",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = u64::from(child.id());
-    // let it populate its buffer
-    std::thread::sleep(Duration::from_secs(3));
-    (child, pid)
-}
-
-fn context(pid: u64) -> Context {
-    let mut ctx = Context::new();
-    ctx.targets.push(Target::new(pid));
-    ctx.attrs.sample_interval = 5_000;
-    ctx.attrs.aggr_interval = 100_000;
-    ctx.attrs.ops_update_interval = 1_000_000;
-    ctx
-}
-
 /// A line on the console even while libtest captures output.
 macro_rules! say {
     ($($t:tt)*) => {{
@@ -73,19 +51,18 @@ fn per_aggr(cpu: u64, aggrs: u64) -> f64 {
 #[test]
 fn kernel_engine_cost() {
     const T: &str = "kernel_engine_cost";
-    if std::env::var("DAMON_VM_SUITE").as_deref() != Ok("1") {
-        println!("skipped: {T}: starts kdamonds through the kernel's DAMON sysfs; runs in the guest VM suite");
+    if !in_guest(T) {
         return;
     }
     std::fs::create_dir_all("/run/lock").unwrap();
-    let (mut child, pid) = workload();
+    let (child, pid, _hot) = workload();
     let me = "/proc/self";
 
     // (1) bare: the kdamond, nothing of ours running meanwhile
     let kd = KernelKdamond::start(
         Admin::kernel(),
         "vaddr",
-        &context(pid),
+        &workload_ctx(pid),
         &StartOptions::default(),
     )
     .unwrap();
@@ -99,7 +76,7 @@ fn kernel_engine_cost() {
 
     // (2) the kernel engine with a callback: the kdamond plus our threads
     let seen = Arc::new(AtomicU64::new(0));
-    let mut ctx = context(pid);
+    let mut ctx = workload_ctx(pid);
     let s = seen.clone();
     ctx.callbacks.after_aggregation = Some(Box::new(move |c: &Context| {
         assert!(!c.targets[0].regions.is_empty());
@@ -125,7 +102,7 @@ fn kernel_engine_cost() {
 
     // (3) our user-space engine
     damon_ops_vaddr::register();
-    let mut ctx = context(pid);
+    let mut ctx = workload_ctx(pid);
     damon_core::damon_select_ops(&mut ctx, "vaddr").unwrap();
     let n = Arc::new(AtomicU64::new(0));
     let n2 = n.clone();
@@ -139,8 +116,7 @@ fn kernel_engine_cost() {
     handles[0].stop();
     let user_cpu = cpu_ns(me) - m0;
     let user_aggrs = n.load(Ordering::Relaxed);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 
     let bare = per_aggr(bare_cpu, bare_aggrs);
     let engine = per_aggr(kernel_cpu + ours_cpu, engine_aggrs);

@@ -10,13 +10,8 @@ use damon_core::{AddrRange, Context, Target};
 use damon_sysfs::*;
 use std::path::Path;
 
-fn in_guest(test: &str) -> bool {
-    if std::env::var("DAMON_VM_SUITE").as_deref() == Ok("1") {
-        return true;
-    }
-    println!("skipped: {test}: writes the kernel's DAMON sysfs tree, which on this machine is not ours; runs in the guest VM suite");
-    false
-}
+mod guest;
+use guest::*;
 
 fn lock() -> SysfsLock {
     std::fs::create_dir_all("/run/lock").unwrap();
@@ -248,48 +243,6 @@ fn kernel_engine_does_not_touch_a_running_kdamond_of_others() {
     println!("{T}: kdamond pid {pid} named and left running");
 }
 
-/// A child process, killed and reaped when dropped.
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The workload example with a 16 MiB hot range in a 64 MiB buffer:
-/// `(child, pid, hot range)`.
-fn workload() -> (Reaped, u64, AddrRange) {
-    use std::io::{BufRead, BufReader};
-    let bin = std::env::var("DAMON_WORKLOAD_BIN").expect("DAMON_WORKLOAD_BIN in the VM suite");
-    let mut child = Reaped(
-        std::process::Command::new(bin)
-            .args([
-                "--print-truth",
-                "--config-str",
-                "region buf 64M nothp; phase 300s buf:0-16M:write",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("workload starts"),
-    );
-    let pid = u64::from(child.0.id());
-    let out = BufReader::new(child.0.stdout.take().expect("stdout"));
-    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex");
-    for line in out.lines().map_while(Result::ok) {
-        if let Some(rest) = line.strip_prefix("truth phase=0 ") {
-            let hot = rest
-                .split_whitespace()
-                .find_map(|f| f.strip_prefix("hot="))
-                .expect("hot=");
-            let (s, e) = hot.split_once('-').expect("range");
-            return (child, pid, AddrRange::new(hex(s), hex(e)));
-        }
-    }
-    panic!("the workload printed no phase line");
-}
-
 #[test]
 fn kernel_engine_finds_the_hot_range_through_tracefs() {
     const T: &str = "kernel_engine_finds_the_hot_range_through_tracefs";
@@ -297,11 +250,7 @@ fn kernel_engine_finds_the_hot_range_through_tracefs() {
         return;
     }
     let (child, pid, hot) = workload();
-    let mut ctx = Context::new();
-    ctx.attrs.sample_interval = 5_000;
-    ctx.attrs.aggr_interval = 100_000;
-    ctx.attrs.ops_update_interval = 1_000_000;
-    ctx.targets.push(Target::new(pid));
+    let ctx = workload_ctx(pid);
     let kd =
         KernelKdamond::start(Admin::kernel(), "vaddr", &ctx, &StartOptions::default()).unwrap();
     let trace = AggregationTrace::start(Path::new(TRACEFS), kd.pid().unwrap(), 64).unwrap();
@@ -362,23 +311,13 @@ fn kernel_engine_runs_a_contexts_callbacks() {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     let (child, pid, hot) = workload();
-    let mut ctx = Context::new();
-    ctx.targets.push(Target::new(pid));
-    ctx.attrs.sample_interval = 5_000;
-    ctx.attrs.aggr_interval = 100_000;
-    ctx.attrs.ops_update_interval = 1_000_000;
+    let mut ctx = workload_ctx(pid);
     let seen = Arc::new(AtomicU64::new(0));
     let best = Arc::new(AtomicU64::new(0));
     let ended = Arc::new(AtomicU64::new(0));
     let (s, b, e) = (seen.clone(), best.clone(), ended.clone());
     ctx.callbacks.after_aggregation = Some(Box::new(move |c: &Context| {
-        let found: u64 = c.targets[0]
-            .regions
-            .iter()
-            .filter(|r| r.nr_accesses > 0)
-            .map(|r| r.ar.overlap(&hot))
-            .sum();
-        b.fetch_max(found * 100 / hot.len(), Ordering::SeqCst);
+        b.fetch_max(hot_percent(&c.targets[0].regions, hot), Ordering::SeqCst);
         // stop from the callback after 25 aggregations
         if s.fetch_add(1, Ordering::SeqCst) + 1 >= 25 {
             damon_core::Control::Stop
@@ -576,17 +515,6 @@ fn rss_kib(pid: u64) -> u64 {
         .unwrap()
 }
 
-fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while std::time::Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    false
-}
-
 #[test]
 fn kernel_engine_commits_and_reports_stats_and_tried_regions() {
     const T: &str = "kernel_engine_commits_and_reports_stats_and_tried_regions";
@@ -594,11 +522,7 @@ fn kernel_engine_commits_and_reports_stats_and_tried_regions() {
         return;
     }
     let (child, pid, _hot) = workload();
-    let mut ctx = Context::new();
-    ctx.targets.push(Target::new(pid));
-    ctx.attrs.sample_interval = 5_000;
-    ctx.attrs.aggr_interval = 100_000;
-    ctx.attrs.ops_update_interval = 1_000_000;
+    let mut ctx = workload_ctx(pid);
     // count every region
     ctx.schemes
         .push(Scheme::new(AccessPattern::default(), Action::Stat));
@@ -654,11 +578,7 @@ fn kernel_engine_pageout_lowers_the_resident_memory() {
     }
     let (child, pid, _hot) = workload();
     let rss0 = rss_kib(pid);
-    let mut ctx = Context::new();
-    ctx.targets.push(Target::new(pid));
-    ctx.attrs.sample_interval = 5_000;
-    ctx.attrs.aggr_interval = 100_000;
-    ctx.attrs.ops_update_interval = 1_000_000;
+    let mut ctx = workload_ctx(pid);
     // page out what stayed idle for a second
     ctx.schemes.push(Scheme::new(
         AccessPattern {
@@ -701,21 +621,11 @@ fn kernel_engine_without_tracefs_uses_tried_regions() {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     let (child, pid, hot) = workload();
-    let mut ctx = Context::new();
-    ctx.targets.push(Target::new(pid));
-    ctx.attrs.sample_interval = 5_000;
-    ctx.attrs.aggr_interval = 100_000;
-    ctx.attrs.ops_update_interval = 1_000_000;
+    let mut ctx = workload_ctx(pid);
     let (seen, best) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let (s, b) = (seen.clone(), best.clone());
     ctx.callbacks.after_aggregation = Some(Box::new(move |c: &Context| {
-        let found: u64 = c.targets[0]
-            .regions
-            .iter()
-            .filter(|r| r.nr_accesses > 0)
-            .map(|r| r.ar.overlap(&hot))
-            .sum();
-        b.fetch_max(found * 100 / hot.len(), Ordering::SeqCst);
+        b.fetch_max(hot_percent(&c.targets[0].regions, hot), Ordering::SeqCst);
         s.fetch_add(1, Ordering::SeqCst);
         damon_core::Control::Continue
     }));

@@ -484,15 +484,9 @@ pub fn style_text(records: &[Record], o: &StyleOptions) -> Result<String, DamoEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use damon_core::attrs::IntervalsGoal;
 
     fn rec() -> Record {
-        let iv = RecordIntervals {
-            sample_us: 5_000,
-            aggr_us: 100_000,
-            ops_update_us: 1_000_000,
-            goal: IntervalsGoal::default(),
-        };
+        let iv = RecordIntervals::from_attrs(&crate::kdamonds::damo_default_attrs());
         let mut r = Record::new(0, Some(iv));
         r.snapshots.push(Snapshot {
             start_time: 0,

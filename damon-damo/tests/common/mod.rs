@@ -75,6 +75,26 @@ pub(crate) fn have_file_cmd() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// damo and file(1), which damo needs to read record files; `None` (the
+/// test `test` said skipped) when either is missing.
+pub(crate) fn damo_reading_records(test: &str) -> Option<PathBuf> {
+    let damo = match damo() {
+        Ok(d) => d,
+        Err(e) => {
+            skip(test, &e);
+            return None;
+        }
+    };
+    if !have_file_cmd() {
+        skip(
+            test,
+            "damo needs file(1) to read record files, and it is not installed",
+        );
+        return None;
+    }
+    Some(damo)
+}
+
 pub(crate) fn run_damo(damo: &Path, args: &[&str]) -> String {
     let out = Command::new(damo).args(args).output().expect("run damo");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
