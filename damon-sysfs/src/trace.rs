@@ -138,6 +138,29 @@ fn write(path: &Path, v: &str) -> Result<(), SysfsError> {
     std::fs::write(path, v).map_err(|e| io(&format!("write {v:?} to"), path, e))
 }
 
+/// Removes instances `udamon-<pid>-…` whose process is gone (killed before
+/// it could remove its own): they are ours, and each holds trace buffers.
+fn remove_stale_instances(tracefs: &Path) {
+    let Ok(dir) = std::fs::read_dir(tracefs.join("instances")) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("udamon-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::write(e.path().join("events/damon/damon_aggregated/enable"), "0");
+            let _ = std::fs::remove_dir(e.path());
+        }
+    }
+}
+
 impl AggregationTrace {
     /// Makes instance `udamon-<our pid>-<kdamond pid>` under `tracefs`,
     /// enables the event there for `kdamond_pid` only, and starts reading;
@@ -150,6 +173,7 @@ impl AggregationTrace {
                 tracefs.display()
             )));
         }
+        remove_stale_instances(tracefs);
         let instance = tracefs
             .join("instances")
             .join(format!("udamon-{}-{kdamond_pid}", std::process::id()));

@@ -253,7 +253,11 @@ fn kernel_engine_finds_the_hot_range_through_tracefs() {
     let ctx = workload_ctx(pid);
     let kd =
         KernelKdamond::start(Admin::kernel(), "vaddr", &ctx, &StartOptions::default()).unwrap();
+    // an instance a killed process of ours left: removed by the next start
+    let stale = Path::new(TRACEFS).join("instances/udamon-2147483646-1");
+    std::fs::create_dir(&stale).unwrap();
     let trace = AggregationTrace::start(Path::new(TRACEFS), kd.pid().unwrap(), 64).unwrap();
+    assert!(!stale.exists(), "a stale instance of ours is removed");
     let mut best = 0.0f64;
     let mut got = 0;
     let mut last = Vec::new();
