@@ -2,6 +2,7 @@
 //! Ctrl-C handling and the run loop around a preset's schemes.
 
 use crate::cli::{self, emit, interrupt_flag, parse_secs};
+use crate::engine::Engine;
 use clap::error::ErrorKind;
 use damon_core::damos::Scheme;
 use damon_core::Attrs;
@@ -31,6 +32,12 @@ pub struct DaemonArgs {
     /// RNG seed.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Which DAMON runs the scheme: `user` (this library's engine),
+    /// `kernel` (the kernel's DAMON through sysfs, which evaluates the
+    /// watermarks and quota goals itself) or `auto` (the kernel's when it
+    /// can run it, else ours, saying why).
+    #[arg(long, default_value = "user", value_parser = ["user", "kernel", "auto"])]
+    pub engine: String,
     /// Time between two statistics reports (ms).
     #[arg(long, default_value_t = 1000, value_name = "MS",
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
@@ -59,6 +66,13 @@ pub struct Preset {
 }
 
 fn run(args: &DaemonArgs, preset: Preset) -> Result<(), String> {
+    let engine: Engine = args.engine.parse()?;
+    if engine == Engine::Kernel && args.sim.is_some() {
+        return Err(
+            "--sim runs on the user engine only: the kernel's DAMON monitors real memory (--engine user)"
+                .into(),
+        );
+    }
     let interrupt = interrupt_flag();
     // check the parameters before starting anything
     let mut check = damon_core::Context::new();
@@ -70,7 +84,7 @@ fn run(args: &DaemonArgs, preset: Preset) -> Result<(), String> {
             let (ctx, what) = cli::sim_context(spec, args.seed)?;
             (ctx, None, what)
         }
-        None => cli::process_context(&args.pid, &args.command)?,
+        None => cli::process_context_on(engine, &args.pid, &args.command)?,
     };
     ctx.attrs = check.attrs;
     ctx.schemes = check.schemes;
@@ -101,6 +115,8 @@ fn run(args: &DaemonArgs, preset: Preset) -> Result<(), String> {
         name: preset.name,
         labels: preset.labels,
         stepped,
+        engine,
+        ops: if args.sim.is_some() { "sim" } else { "vaddr" },
         interval_us: args.interval_ms * 1000,
         duration_us: args
             .duration

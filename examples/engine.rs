@@ -1,92 +1,63 @@
-//! The tools' `--engine`: a context started on this library's engine or on
-//! the kernel's DAMON (damon-sysfs), behind one handle.
+//! The tools' `--engine`: a context started with [`damon_start_on`] on this
+//! library's engine or on the kernel's DAMON, behind one handle.
 
-use damon_core::{damon_select_ops, damon_start, Context, DamonHandle};
+use damon_core::Context;
 pub use damon_sysfs::Engine;
-use damon_sysfs::{Admin, KernelRun, KernelRunOptions};
+use damon_sysfs::{damon_start_on, EngineHandle, EngineOptions};
 
 /// A context running on either engine.
 #[derive(Debug)]
-pub enum Running {
-    /// On this library's engine.
-    User(DamonHandle),
-    /// On a kdamond of ours.
-    Kernel(KernelRun),
-}
+pub struct Running(pub EngineHandle);
 
 impl Running {
     /// Whether it still runs.
     pub fn is_running(&self) -> bool {
-        match self {
-            Running::User(h) => h.is_running(),
-            Running::Kernel(k) => k.is_running(),
-        }
+        self.0.is_running()
     }
 
     /// Why it ended, if it did.
     pub fn exit_reason(&self) -> Option<String> {
-        match self {
-            Running::User(h) => h.exit_reason().map(|r| r.to_string()),
-            Running::Kernel(k) => {
-                (!k.is_running()).then(|| "the kernel's kdamond stopped".to_string())
-            }
-        }
+        self.0.exit_reason()
     }
 
     /// Regions monitored now.
     pub fn nr_regions(&self) -> usize {
-        match self {
-            Running::User(h) => h.call(|c| c.nr_regions()).unwrap_or(0),
-            Running::Kernel(k) => k.latest().iter().map(|s| s.regions.len()).sum(),
+        match (self.0.user(), self.0.kernel()) {
+            (Some(h), _) => h.call(|c| c.nr_regions()).unwrap_or(0),
+            (_, Some(k)) => k.latest().iter().map(|s| s.regions.len()).sum(),
+            _ => 0,
         }
     }
 
     /// Stops it (callbacks' `before_terminate` run).
     pub fn stop(self) {
-        match self {
-            Running::User(h) => h.stop(),
-            Running::Kernel(k) => k.stop(),
-        }
+        self.0.stop()
     }
 
     /// The engine it runs on.
     pub fn engine(&self) -> &'static str {
-        match self {
-            Running::User(_) => "user",
-            Running::Kernel(_) => "kernel",
+        match self.0.engine() {
+            Engine::Kernel => "kernel",
+            _ => "user",
         }
     }
 }
 
-fn user(mut ctx: Context, ops: &str) -> Result<Running, String> {
-    if ctx.ops_id().is_none() {
-        damon_select_ops(&mut ctx, ops)
-            .map_err(|e| format!("cannot use the {ops} backend: {e}"))?;
-    }
-    let mut handles = damon_start(vec![ctx], false).map_err(|e| e.to_string())?;
-    Ok(Running::User(handles.remove(0)))
-}
-
-/// Starts `ctx` (operations set `ops`) on `engine`. `auto` tries the
-/// kernel's DAMON first and says on stderr why it falls back to ours.
+/// Starts `ctx` (operations set `ops`: our backend if `ctx` has one
+/// selected, else only named) on `engine`. `auto` says on stderr which
+/// engine runs it and, for ours, why the kernel's cannot.
 pub fn start_engine(engine: Engine, mut ctx: Context, ops: &str) -> Result<Running, String> {
-    let kernel = |ctx: &mut Context| {
-        KernelRun::start(Admin::kernel(), ops, ctx, &KernelRunOptions::default())
-    };
-    match engine {
-        Engine::User => user(ctx, ops),
-        Engine::Kernel => kernel(&mut ctx)
-            .map(Running::Kernel)
-            .map_err(|e| format!("the kernel engine cannot run this: {e}")),
-        Engine::Auto => match kernel(&mut ctx) {
-            Ok(k) => {
-                eprintln!("engine: kernel (the kernel's DAMON)");
-                Ok(Running::Kernel(k))
-            }
-            Err(e) => {
-                eprintln!("engine: user (the kernel's DAMON cannot: {e})");
-                user(ctx, ops)
-            }
-        },
+    if ctx.ops_id().is_none() {
+        ctx.name_ops(ops);
     }
+    let mut handles = damon_start_on(engine, vec![ctx], false, &EngineOptions::default())
+        .map_err(|e| e.to_string())?;
+    let h = handles.remove(0);
+    if engine == Engine::Auto {
+        match h.fallback_reason() {
+            None => eprintln!("engine: kernel (the kernel's DAMON)"),
+            Some(why) => eprintln!("engine: user (the kernel's DAMON cannot: {why})"),
+        }
+    }
+    Ok(Running(h))
 }

@@ -159,6 +159,16 @@ impl Context {
         self.ops_id = Some(id.to_string());
     }
 
+    /// Names the operations set `id` without installing a backend (any
+    /// installed one is dropped). Our engine cannot start such a context
+    /// ([`crate::StartError::NoOps`]); an engine switch that may run it on
+    /// the kernel's DAMON (which has its own `vaddr`, `fvaddr` and `paddr`)
+    /// selects our backend of that id only when it runs the context here.
+    pub fn name_ops(&mut self, id: &str) {
+        self.ops = None;
+        self.ops_id = Some(id.to_string());
+    }
+
     /// The selected backend's id.
     pub fn ops_id(&self) -> Option<&str> {
         self.ops_id.as_deref()

@@ -127,6 +127,15 @@ pub enum StartError {
     /// The worker thread could not be spawned.
     #[error("spawning the worker thread: {0}")]
     Spawn(#[source] std::io::Error),
+    /// [`crate::damon_start_reserved`] was given a number of contexts other
+    /// than the slots reserved for them.
+    #[error("{contexts} context(s) given for {slots} reserved running slot(s)")]
+    Slots {
+        /// Contexts given.
+        contexts: usize,
+        /// Slots reserved.
+        slots: usize,
+    },
 }
 
 /// Why a [`crate::DamonHandle::call`] did not return the closure's value.

@@ -68,4 +68,6 @@ pub use registry::{damon_register_ops, damon_select_ops, OpsRegistry};
 pub use rng::Rng;
 pub use sim::{HotRange, Phase, SimOps, SimPattern};
 pub use target::{Target, TargetId};
-pub use worker::{damon_nr_running_ctxs, damon_start, damon_stop, DamonHandle};
+pub use worker::{
+    damon_nr_running_ctxs, damon_start, damon_start_reserved, damon_stop, DamonHandle, RunSlots,
+};

@@ -188,6 +188,58 @@ fn exclusive_and_non_exclusive_groups_exclude_each_other() {
 }
 
 #[test]
+fn reserved_slots_count_as_running_under_the_exclusive_rules() {
+    let _g = SERIAL.lock();
+    // a group of three: one run elsewhere (the kernel's DAMON), two here
+    let mut slots = RunSlots::reserve(3, true).unwrap();
+    assert_eq!(damon_nr_running_ctxs(), 3);
+    assert!(matches!(
+        damon_start(vec![sim_ctx(1)], false),
+        Err(StartError::Busy(_))
+    ));
+    assert!(matches!(
+        RunSlots::reserve(1, false),
+        Err(StartError::Busy(_))
+    ));
+    let elsewhere = slots.split_off(1);
+    assert_eq!((elsewhere.len(), slots.len()), (1, 2));
+    assert!(matches!(
+        damon_start_reserved(vec![sim_ctx(2)], slots),
+        Err(StartError::Slots {
+            contexts: 1,
+            slots: 2
+        })
+    ));
+    // the refused start gave its two slots back; the one elsewhere holds
+    assert_eq!(damon_nr_running_ctxs(), 1);
+    assert!(matches!(
+        RunSlots::reserve(2, false),
+        Err(StartError::Busy(_))
+    ));
+    drop(elsewhere);
+    assert_eq!(damon_nr_running_ctxs(), 0);
+    let mut group = RunSlots::reserve(3, true).unwrap();
+    let elsewhere = group.split_off(1);
+    let hs = damon_start_reserved(vec![sim_ctx(3), sim_ctx(4)], group).unwrap();
+    assert_eq!(damon_nr_running_ctxs(), 3);
+    damon_stop(&hs).unwrap();
+    assert_eq!(damon_nr_running_ctxs(), 1, "the slot elsewhere still runs");
+    assert!(matches!(
+        damon_start(vec![sim_ctx(5)], false),
+        Err(StartError::Busy(_))
+    ));
+    drop(elsewhere);
+    assert_eq!(damon_nr_running_ctxs(), 0);
+    // the exclusive flag went with the last slot
+    let hs = damon_start(vec![sim_ctx(6)], false).unwrap();
+    damon_stop(&hs).unwrap();
+    assert!(matches!(
+        RunSlots::reserve(0, false),
+        Err(StartError::Empty)
+    ));
+}
+
+#[test]
 fn start_stop_races_keep_group_semantics() {
     let _g = SERIAL.lock();
     let threads_before = settled_threads();

@@ -14,7 +14,7 @@ use crate::trace::{AggregationTrace, TargetSnapshot};
 use crate::tree::Admin;
 use crate::SysfsError;
 use damon_core::context::Callbacks;
-use damon_core::{Context, Control, Region};
+use damon_core::{Context, Control, Region, RunSlots};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -99,12 +99,31 @@ impl KernelRun {
     /// Starts `ctx` with operations set `ops` on a kdamond of ours; its
     /// callbacks move to a thread of ours. On an error `ctx` is left as it
     /// was (callbacks included), so the caller can run it on the user
-    /// engine instead.
+    /// engine instead. The run counts as a running context of this process
+    /// ([`damon_core::damon_nr_running_ctxs`]) until it ends, so it is
+    /// refused while an exclusive group runs, as `damon_start` would refuse
+    /// it ([`crate::damon_start_on`] starts whole groups, exclusive ones too).
     pub fn start(
         admin: Admin,
         ops: &str,
         ctx: &mut Context,
         opts: &KernelRunOptions,
+    ) -> Result<Self, SysfsError> {
+        let mut slot = RunSlots::reserve(1, false).map_err(|e| {
+            SysfsError::Unsupported(format!("this process cannot start a context now: {e}"))
+        })?;
+        Self::start_in(admin, ops, ctx, opts, &mut slot)
+    }
+
+    /// [`KernelRun::start`] in one of the running slots reserved by the
+    /// caller, taken only once the kdamond runs (a failed start leaves
+    /// `slots` as they were); the slot is given back when the run ends.
+    pub(crate) fn start_in(
+        admin: Admin,
+        ops: &str,
+        ctx: &mut Context,
+        opts: &KernelRunOptions,
+        slots: &mut RunSlots,
     ) -> Result<Self, SysfsError> {
         kernel_can_run(ctx, ops)?;
         let traced = opts.tracefs.join("events/damon/damon_aggregated").exists();
@@ -137,9 +156,14 @@ impl KernelRun {
         let latest = Arc::new(Mutex::new(Vec::new()));
         let thread = {
             let (kd, stop, latest) = (kd.clone(), stop.clone(), latest.clone());
+            let slot = slots.split_off(1);
             std::thread::Builder::new()
                 .name("udamon-kernel".into())
-                .spawn(move || run(mirror, &mut callbacks, trace, probe, &kd, &stop, &latest))
+                .spawn(move || {
+                    run(mirror, &mut callbacks, trace, probe, &kd, &stop, &latest);
+                    // the context has ended: its running slot goes back
+                    drop(slot);
+                })
                 .map_err(|e| {
                     SysfsError::Unsupported(format!("cannot start the callback thread: {e}"))
                 })?

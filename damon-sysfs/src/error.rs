@@ -58,3 +58,37 @@ pub enum SysfsError {
     #[error("{0}")]
     Unsupported(String),
 }
+
+/// Why [`crate::damon_start_on`] refused a group; nothing of it runs.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineStartError {
+    /// Our engine refused: the group's exclusive rules (busy), a context's
+    /// parameters, or a backend's `init`.
+    #[error(transparent)]
+    User(#[from] damon_core::StartError),
+    /// `Engine::Kernel` was asked for and the kernel's DAMON cannot run
+    /// context `index`; `Engine::Auto` would run it on ours.
+    #[error("context {index}: the kernel engine cannot run it: {source}")]
+    Kernel {
+        /// Position in the group.
+        index: usize,
+        /// Why.
+        #[source]
+        source: SysfsError,
+    },
+    /// Context `index` runs on our engine and its named operations set
+    /// (see `Context::name_ops`) has no backend of ours that could start.
+    #[error("context {index}: cannot select our {ops:?} backend: {source}{}", kernel.as_ref().map_or(String::new(), |k| format!(" (and the kernel's DAMON cannot run it: {k})")))]
+    Select {
+        /// Position in the group.
+        index: usize,
+        /// The operations set.
+        ops: String,
+        /// Why the kernel's DAMON did not run it instead (`Engine::Auto`).
+        kernel: Option<String>,
+        /// The registry's or the backend's error.
+        #[source]
+        source: damon_core::SelectError,
+    },
+}

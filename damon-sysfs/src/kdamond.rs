@@ -225,6 +225,22 @@ impl KernelKdamond {
         self.commit(&ctx)
     }
 
+    /// The context as last committed (the hidden probe scheme left out).
+    pub fn current(&self) -> &Context {
+        &self.current
+    }
+
+    /// The schemes as last committed, each with the kernel's statistics
+    /// (`update_schemes_stats`).
+    pub fn schemes_with_stats(&self) -> Result<Vec<damon_core::damos::Scheme>, SysfsError> {
+        let stats = self.stats()?;
+        let mut schemes = self.current.schemes.clone();
+        for (s, st) in schemes.iter_mut().zip(stats) {
+            s.stat = st;
+        }
+        Ok(schemes)
+    }
+
     /// The schemes' statistics (`update_schemes_stats`).
     pub fn stats(&self) -> Result<Vec<Stat>, SysfsError> {
         self.state("update_schemes_stats")?;

@@ -27,18 +27,20 @@ pub mod features;
 pub mod guard;
 mod kdamond;
 mod read;
+mod start;
 pub mod trace;
 pub mod tree;
 mod write;
 
 pub use engine::{kernel_can_run, Engine, KernelRun, KernelRunOptions};
-pub use error::SysfsError;
+pub use error::{EngineStartError, SysfsError};
 pub use features::{kernel_release, Features, KernelVersion};
 pub use guard::{
     claim_kdamond, kdamonds, release_kdamond, KdamondState, SysfsLock, LOCK_PATH, OWNER_PATH,
 };
 pub use kdamond::{KernelKdamond, KernelTriedRegion, StartOptions};
 pub use read::read_context;
+pub use start::{damon_start_on, EngineHandle, EngineOptions};
 pub use trace::{AggregationTrace, TargetSnapshot, TRACEFS};
 pub use tree::{Admin, RealFs, SysfsIo, ADMIN};
 pub use write::write_context;

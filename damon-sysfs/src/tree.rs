@@ -40,10 +40,11 @@ impl SysfsIo for RealFs {
     }
 }
 
-/// An admin tree at a root directory.
+/// An admin tree at a root directory (clones share the file access).
+#[derive(Clone)]
 pub struct Admin {
     root: PathBuf,
-    io: Box<dyn SysfsIo>,
+    io: std::sync::Arc<dyn SysfsIo>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -62,7 +63,7 @@ impl Admin {
     pub fn at(root: impl Into<PathBuf>, io: Box<dyn SysfsIo>) -> Self {
         Self {
             root: root.into(),
-            io,
+            io: io.into(),
         }
     }
 

@@ -124,9 +124,13 @@ impl Runner {
             .get_or_insert_with(|| Arc::new(RealClock::new()))
             .clone();
         let start_us = clock.now_us();
-        let engine = match crate::engine::start_engine(engine, ctx, ops)? {
-            crate::engine::Running::User(h) => Engine::Threaded(h),
-            crate::engine::Running::Kernel(k) => Engine::Kernel(Box::new(k)),
+        let engine = match crate::engine::start_engine(engine, ctx, ops)?
+            .0
+            .into_parts()
+            .0
+        {
+            Ok(h) => Engine::Threaded(h),
+            Err(k) => Engine::Kernel(Box::new(k)),
         };
         Ok(Self {
             engine,
@@ -220,6 +224,30 @@ impl Runner {
         }
     }
 
+    /// The schemes with their statistics now: from the context between
+    /// two loop steps, or as the kernel's kdamond reports them
+    /// (`update_schemes_stats`); `None` once the context has ended.
+    pub fn schemes(&self) -> Option<Vec<damon_core::damos::Scheme>> {
+        match &self.engine {
+            Engine::Kernel(k) => k.kdamond().schemes_with_stats().ok(),
+            _ => self.with_ctx(|c| c.schemes.clone()),
+        }
+    }
+
+    /// On the kernel's kdamond: each scheme's effective size quota where
+    /// the kernel reports it (Linux 6.9+); `None` on our engine.
+    pub fn kernel_quotas(&self) -> Option<Vec<Option<u64>>> {
+        let Engine::Kernel(k) = &self.engine else {
+            return None;
+        };
+        let kd = k.kdamond();
+        let n = kd.current().schemes.len();
+        Some(match kd.effective_quotas() {
+            Ok(q) => q.into_iter().map(Some).collect(),
+            Err(_) => vec![None; n],
+        })
+    }
+
     /// Stops the context and returns it as it ended (targets, scheme stats).
     pub fn finish(self) -> Option<Context> {
         match self.engine {
@@ -229,8 +257,14 @@ impl Runner {
             }
             Engine::Stepped(kd) => Some(kd.terminate()),
             Engine::Kernel(k) => {
+                // the last statistics, read before the kdamond goes
+                let schemes = k.kdamond().schemes_with_stats().ok();
                 k.stop();
-                None
+                schemes.map(|schemes| {
+                    let mut c = Context::new();
+                    c.schemes = schemes;
+                    c
+                })
             }
         }
     }

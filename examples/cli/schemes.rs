@@ -9,29 +9,38 @@ use std::sync::atomic::AtomicBool;
 /// kernel's stat names (`nr_tried`, `sz_tried`, `nr_applied`, `sz_applied`,
 /// `qt_exceeds`; sizes in bytes, with a human form) and the effective size
 /// quota of the current window (`esz`, `unlimited` without a quota).
-/// `status` is the engine's `(esz, activated)` if known.
+/// `status` is what the engine says of it.
 ///
 /// ```
 /// use damon_core::damos::{AccessPattern, Action, Scheme};
+/// use damon_examples::cli::SchemeStatus;
 /// let mut s = Scheme::new(AccessPattern::default(), Action::Pageout);
 /// s.stat.nr_tried = 3;
 /// s.stat.sz_applied = 8192;
-/// let line = damon_examples::cli::scheme_line("pageout", &s, Some((0, true)));
+/// let ours = SchemeStatus::Ours { esz: 0, activated: true };
+/// let line = damon_examples::cli::scheme_line("pageout", &s, ours);
 /// assert!(line.starts_with("pageout [active]: nr_tried=3 "), "{line}");
 /// assert!(line.contains("sz_applied=8192 (8.000 KiB)") && line.ends_with("effective_quota=unlimited"));
 /// ```
-pub fn scheme_line(label: &str, s: &Scheme, status: Option<(u64, bool)>) -> String {
+pub fn scheme_line(label: &str, s: &Scheme, status: SchemeStatus) -> String {
     let st = &s.stat;
-    let state = match status {
-        Some((_, true)) => "active",
-        Some((_, false)) => "inactive (watermarks)",
-        None => "not started",
+    let (state, esz) = match status {
+        SchemeStatus::Ours {
+            esz,
+            activated: true,
+        } => ("active", Some(esz)),
+        SchemeStatus::Ours {
+            esz,
+            activated: false,
+        } => ("inactive (watermarks)", Some(esz)),
+        SchemeStatus::Kernel { esz } => ("on the kernel's kdamond", esz),
+        SchemeStatus::NotStarted => ("not started", None),
     };
     let quota = if !s.quota.is_set() {
         "unlimited".to_string()
     } else {
-        match status {
-            Some((esz, _)) => format!("{esz} ({})", size(esz)),
+        match esz {
+            Some(esz) => format!("{esz} ({})", size(esz)),
             None => "?".into(),
         }
     };
@@ -45,6 +54,28 @@ pub fn scheme_line(label: &str, s: &Scheme, status: Option<(u64, bool)>) -> Stri
         size(st.sz_applied),
         st.qt_exceeds,
     )
+}
+
+/// What an engine says of a scheme, for [`scheme_line`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemeStatus {
+    /// Nothing yet.
+    NotStarted,
+    /// Our DAMOS engine: the effective size quota and whether the
+    /// watermarks let the scheme act.
+    Ours {
+        /// Effective size quota of the current window (bytes).
+        esz: u64,
+        /// Whether the watermarks let it act.
+        activated: bool,
+    },
+    /// The kernel's kdamond: the effective quota where the kernel reports
+    /// it (`effective_bytes`, Linux 6.9+); its watermark state is not in
+    /// sysfs.
+    Kernel {
+        /// Effective size quota (bytes), if reported.
+        esz: Option<u64>,
+    },
 }
 
 /// Loads the first context of a damo kdamonds JSON file for monitoring:
@@ -93,6 +124,17 @@ pub fn process_context(
     pids: &[u32],
     command: &[String],
 ) -> Result<(Context, Option<Command>, String), String> {
+    process_context_on(crate::engine::Engine::User, pids, command)
+}
+
+/// [`process_context`] for `engine`: with the kernel's (or `auto`), the
+/// context only names `vaddr` (the kernel has its own), and our backend
+/// is selected if ours ends up running it.
+pub fn process_context_on(
+    engine: crate::engine::Engine,
+    pids: &[u32],
+    command: &[String],
+) -> Result<(Context, Option<Command>, String), String> {
     let mut pids = pids.to_vec();
     pids.sort_unstable();
     pids.dedup();
@@ -104,8 +146,12 @@ pub fn process_context(
     }
     damon_ops_vaddr::register();
     let mut ctx = Context::new();
-    damon_core::damon_select_ops(&mut ctx, "vaddr")
-        .map_err(|e| format!("cannot monitor processes: {e}"))?;
+    if engine == crate::engine::Engine::User {
+        damon_core::damon_select_ops(&mut ctx, "vaddr")
+            .map_err(|e| format!("cannot monitor processes: {e}"))?;
+    } else {
+        ctx.name_ops("vaddr");
+    }
     let mut what: Vec<String> = pids.iter().map(|p| format!("pid {p}")).collect();
     let cmd = if command.is_empty() {
         None
@@ -145,6 +191,10 @@ pub struct SchemesRun<'a> {
     pub labels: &'a [&'a str],
     /// Run on the caller's thread (virtual time) instead of a worker.
     pub stepped: bool,
+    /// The engine that runs it in real time (`stepped` is ours only).
+    pub engine: crate::engine::Engine,
+    /// Its operations set, for the kernel engine.
+    pub ops: &'a str,
     /// Time between two reports (µs).
     pub interval_us: u64,
     /// Stop after this long (µs); `None` runs until interrupted or the
@@ -152,7 +202,8 @@ pub struct SchemesRun<'a> {
     pub duration_us: Option<u64>,
     /// Set by Ctrl-C.
     pub interrupt: &'a AtomicBool,
-    /// The engine's `(esz, activated)` per scheme.
+    /// Our DAMOS engine's `(esz, activated)` per scheme (unused when the
+    /// kernel's kdamond runs it).
     pub status: Box<dyn Fn() -> Vec<(u64, bool)> + 'a>,
     /// The free memory rate (per mille) the watermarks see.
     pub free_mem_rate: Box<dyn FnMut() -> Option<u64> + 'a>,
@@ -177,7 +228,7 @@ pub fn schemes_report(
     free_mem_rate: Option<u64>,
     labels: &[&str],
     schemes: &[Scheme],
-    status: &[(u64, bool)],
+    status: &[SchemeStatus],
 ) -> String {
     let mut out = format!("{name}: t={}", time_us(elapsed_us));
     if let Some(r) = free_mem_rate {
@@ -187,7 +238,11 @@ pub fn schemes_report(
     for (i, s) in schemes.iter().enumerate() {
         let label = labels.get(i).copied().unwrap_or(s.action.name());
         out.push_str("  ");
-        out.push_str(&scheme_line(label, s, status.get(i).copied()));
+        out.push_str(&scheme_line(
+            label,
+            s,
+            status.get(i).copied().unwrap_or(SchemeStatus::NotStarted),
+        ));
         out.push('\n');
     }
     out
@@ -202,7 +257,27 @@ pub fn run_schemes(
     mut opts: SchemesRun<'_>,
     emit: &mut dyn FnMut(&str) -> bool,
 ) -> Result<(Stop, u64), String> {
-    let mut runner = Runner::start(ctx, opts.stepped).map_err(|e| format!("cannot start: {e}"))?;
+    let mut runner = if opts.stepped || opts.engine == crate::engine::Engine::User {
+        if opts.stepped && opts.engine == crate::engine::Engine::Kernel {
+            return Err("virtual time runs on the user engine only (--engine user)".into());
+        }
+        Runner::start(ctx, opts.stepped)
+    } else {
+        Runner::start_on(opts.engine, ctx, opts.ops)
+    }
+    .map_err(|e| format!("cannot start: {e}"))?;
+    let status = |runner: &Runner, opts: &SchemesRun<'_>| -> Vec<SchemeStatus> {
+        match runner.kernel_quotas() {
+            Some(q) => q
+                .into_iter()
+                .map(|esz| SchemeStatus::Kernel { esz })
+                .collect(),
+            None => (opts.status)()
+                .into_iter()
+                .map(|(esz, activated)| SchemeStatus::Ours { esz, activated })
+                .collect(),
+        }
+    };
     let interval = opts.interval_us.max(1);
     let mut next = interval;
     let stop = loop {
@@ -210,14 +285,15 @@ pub fn run_schemes(
         let stop = runner.run_until(until, opts.interrupt);
         let elapsed = runner.elapsed_us();
         if stop.is_none() {
-            if let Some(schemes) = runner.with_ctx(|c| c.schemes.clone()) {
+            if let Some(schemes) = runner.schemes() {
+                let st = status(&runner, &opts);
                 let text = schemes_report(
                     opts.name,
                     elapsed,
                     (opts.free_mem_rate)(),
                     opts.labels,
                     &schemes,
-                    &(opts.status)(),
+                    &st,
                 );
                 if !emit(&text) {
                     break Stop::Interrupted;
@@ -235,7 +311,7 @@ pub fn run_schemes(
         }
     };
     let elapsed = runner.elapsed_us();
-    let status = (opts.status)();
+    let status = status(&runner, &opts);
     let rate = (opts.free_mem_rate)();
     if let Some(ctx) = runner.finish() {
         let mut text = format!("{}: final statistics\n", opts.name);

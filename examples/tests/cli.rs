@@ -243,6 +243,8 @@ fn run_preset(
             name: "test",
             labels: &[],
             stepped: true,
+            engine: damon_examples::engine::Engine::User,
+            ops: "sim",
             interval_us: 500_000,
             duration_us: Some(2_000_000),
             interrupt: &never,
@@ -333,10 +335,20 @@ fn lru_sort_acts_on_hot_and_cold_memory_inside_the_watermarks() {
 #[test]
 fn scheme_lines_name_the_state_and_the_quota() {
     let mut s = ReclaimParams::default().scheme();
-    assert!(cli::scheme_line("x", &s, None).contains("[not started]"));
-    assert!(cli::scheme_line("x", &s, None).ends_with("effective_quota=?"));
+    let none = cli::SchemeStatus::NotStarted;
+    assert!(cli::scheme_line("x", &s, none).contains("[not started]"));
+    assert!(cli::scheme_line("x", &s, none).ends_with("effective_quota=?"));
+    let kernel = cli::scheme_line("x", &s, cli::SchemeStatus::Kernel { esz: None });
+    assert!(
+        kernel.contains("[on the kernel's kdamond]") && kernel.ends_with("effective_quota=?"),
+        "{kernel}"
+    );
     s.stat.qt_exceeds = 2;
-    let l = cli::scheme_line("x", &s, Some((4096, false)));
+    let ours = cli::SchemeStatus::Ours {
+        esz: 4096,
+        activated: false,
+    };
+    let l = cli::scheme_line("x", &s, ours);
     assert!(
         l.contains("[inactive (watermarks)]") && l.contains("qt_exceeds=2"),
         "{l}"

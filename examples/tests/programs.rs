@@ -1059,7 +1059,7 @@ fn record_engine_kernel_leaves_a_kdamond_of_others_alone() {
     );
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(
-        r.stderr.contains("the kernel engine cannot run this")
+        r.stderr.contains("the kernel engine cannot run it")
             && r.stderr.contains(&format!("pid {pid}")),
         "{r:?}"
     );
@@ -1082,9 +1082,12 @@ fn record_engine_kernel_leaves_a_kdamond_of_others_alone() {
             out,
         ],
     );
+    // (ours needs idle page tracking for vaddr, so both are said)
     assert!(
         r.stderr
-            .contains("engine: user (the kernel's DAMON cannot:"),
+            .contains("engine: user (the kernel's DAMON cannot:")
+            || r.stderr
+                .contains("the kernel's DAMON cannot run it: kdamond 0"),
         "{r:?}"
     );
     let r = run(
@@ -1103,4 +1106,55 @@ fn record_engine_kernel_leaves_a_kdamond_of_others_alone() {
         "{r:?}"
     );
     let _ = std::fs::remove_file(out);
+    // the DAMOS daemons: refused before anything is written, naming it
+    for daemon in ["reclaim", "lru_sort"] {
+        let r = run(
+            daemon,
+            &["--engine", "kernel", "--pid", &me, "--duration", "1"],
+        );
+        assert_eq!(r.code, Some(1), "{daemon}: {r:?}");
+        assert!(r.stderr.contains(&format!("pid {pid}")), "{daemon}: {r:?}");
+        let r = run(
+            daemon,
+            &["--engine", "kernel", "--sim", "1G", "--duration", "1"],
+        );
+        assert_eq!(r.code, Some(1), "{daemon}: {r:?}");
+        assert!(
+            r.stderr.contains("--sim runs on the user engine only"),
+            "{daemon}: {r:?}"
+        );
+    }
+    assert_eq!(
+        foreign_kdamond_pid().as_deref(),
+        Some(pid.as_str()),
+        "still running"
+    );
+}
+
+#[test]
+fn daemons_on_auto_fall_back_to_ours_for_a_simulation() {
+    // --sim is a user-space backend: auto runs it on ours, saying why
+    let r = run(
+        "reclaim",
+        &[
+            "--engine",
+            "auto",
+            "--sim",
+            "1G:hot=0-128M@0.9",
+            "--min-age",
+            "1000000",
+            "--duration",
+            "1",
+            "--interval-ms",
+            "500",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("engine: user (the kernel's DAMON cannot:")
+            && r.stderr.contains("user-space backend"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("pageout [active]"), "{r:?}");
 }

@@ -171,6 +171,36 @@ pub fn damon_start(ctxs: Vec<Context>, exclusive: bool) -> Result<Vec<DamonHandl
     if ctxs.is_empty() {
         return Err(StartError::Empty);
     }
+    let kds = prepare(ctxs)?;
+    let slots = RunSlots::reserve(kds.len(), exclusive)?;
+    spawn_all(kds, slots)
+}
+
+/// Starts `ctxs` in running slots reserved beforehand with
+/// [`RunSlots::reserve`], one slot per context, as [`damon_start`] does
+/// otherwise. A caller that runs some contexts of a group elsewhere (the
+/// kernel's DAMON) reserves the whole group at once, so the group's
+/// exclusive rules hold across both, and starts the rest here. On an error
+/// the slots are given back.
+pub fn damon_start_reserved(
+    ctxs: Vec<Context>,
+    slots: RunSlots,
+) -> Result<Vec<DamonHandle>, StartError> {
+    if ctxs.is_empty() {
+        return Err(StartError::Empty);
+    }
+    if ctxs.len() != slots.n {
+        return Err(StartError::Slots {
+            contexts: ctxs.len(),
+            slots: slots.n,
+        });
+    }
+    let kds = prepare(ctxs)?;
+    spawn_all(kds, slots)
+}
+
+/// Checks every context and makes its loop, before any starts.
+fn prepare(ctxs: Vec<Context>) -> Result<Vec<Kdamond>, StartError> {
     let mut kds = Vec::with_capacity(ctxs.len());
     for (index, ctx) in ctxs.into_iter().enumerate() {
         let kd = Kdamond::new(ctx).map_err(|e| match e {
@@ -181,9 +211,29 @@ pub fn damon_start(ctxs: Vec<Context>, exclusive: bool) -> Result<Vec<DamonHandl
         })?;
         kds.push(kd);
     }
-    // The kernel names each kdamond after nr_running_ctxs when it starts:
-    // the contexts already running in the process, plus this one's place.
-    let first_number = {
+    Ok(kds)
+}
+
+/// Running slots taken before their contexts start: while held they count
+/// as running contexts ([`damon_nr_running_ctxs`]) under `damon_start`'s
+/// exclusive rules; dropping them gives back those not handed to a worker.
+/// The kernel holds `damon_lock` across a group's start; this is the same
+/// guarantee for a group started in parts (some contexts on the kernel's
+/// DAMON, the rest here).
+#[derive(Debug)]
+#[must_use = "slots are given back when dropped"]
+pub struct RunSlots {
+    first: usize,
+    n: usize,
+}
+
+impl RunSlots {
+    /// Reserves `n` slots: with `exclusive`, refuses while any context runs
+    /// (or holds a slot); without, refuses while an exclusive group runs.
+    pub fn reserve(n: usize, exclusive: bool) -> Result<Self, StartError> {
+        if n == 0 {
+            return Err(StartError::Empty);
+        }
         let mut rs = RUN_STATE.lock();
         if exclusive && rs.nr_running > 0 {
             return Err(StartError::Busy(
@@ -193,29 +243,68 @@ pub fn damon_start(ctxs: Vec<Context>, exclusive: bool) -> Result<Vec<DamonHandl
         if !exclusive && rs.running_exclusive {
             return Err(StartError::Busy("an exclusive group is running"));
         }
-        let first_number = rs.nr_running;
-        rs.nr_running += kds.len();
+        // The kernel names each kdamond after nr_running_ctxs when it
+        // starts: the contexts already running, plus this one's place.
+        let first = rs.nr_running;
+        rs.nr_running += n;
         if exclusive {
             rs.running_exclusive = true;
         }
-        first_number
-    };
-    let total = kds.len();
-    let mut handles: Vec<DamonHandle> = Vec::with_capacity(total);
+        Ok(Self { first, n })
+    }
+
+    /// Slots held.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Splits `k` slots off the front (fewer if fewer are held), each
+    /// given back when the returned value drops.
+    pub fn split_off(&mut self, k: usize) -> RunSlots {
+        let k = k.min(self.n);
+        let head = RunSlots {
+            first: self.first,
+            n: k,
+        };
+        self.first += k;
+        self.n -= k;
+        head
+    }
+
+    /// The kdamond number of the first slot (`kdamond.N`).
+    pub fn first_number(&self) -> usize {
+        self.first
+    }
+}
+
+impl Drop for RunSlots {
+    fn drop(&mut self) {
+        release_slots(self.n);
+    }
+}
+
+/// Spawns one worker per loop, each taking one of `slots` (a worker gives
+/// its slot back when it ends).
+fn spawn_all(kds: Vec<Kdamond>, mut slots: RunSlots) -> Result<Vec<DamonHandle>, StartError> {
+    let mut handles: Vec<DamonHandle> = Vec::with_capacity(kds.len());
     for (index, kd) in kds.into_iter().enumerate() {
-        match spawn_one(kd, index, first_number + index) {
-            Ok(h) => handles.push(h),
+        match spawn_one(kd, index, slots.first) {
+            Ok(h) => {
+                handles.push(h);
+                // the worker holds this slot now
+                std::mem::forget(slots.split_off(1));
+            }
             Err(e) => {
-                // Contexts never spawned give back their running slots.
-                release_slots(
-                    total
-                        - index
-                        - if matches!(e, StartError::Init { .. }) {
-                            1
-                        } else {
-                            0
-                        },
-                );
+                if matches!(e, StartError::Init { .. }) {
+                    // that worker ran and gave its slot back as it ended
+                    std::mem::forget(slots.split_off(1));
+                }
+                // `slots` gives back the rest as it drops
                 for h in &handles {
                     h.stop();
                 }
