@@ -43,7 +43,7 @@ fi
 echo "@@ INIT uptime=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r)" \
   "cpus=$(cat /sys/devices/system/cpu/online) nodes=$(cat /sys/devices/system/node/online 2>/dev/null)"
 
-export DAMON_VM_SUITE=1 DAMON_WORKLOAD_BIN=/bin/workload
+export DAMON_VM_SUITE=1 DAMON_WORKLOAD_BIN=/bin/workload DAMON_TOOLS_DIR=/bin
 export HOME=/root RUST_BACKTRACE=1
 # Host variables forwarded by `cargo xtask vm-test` (e.g. DAMON_SOAK_SECS).
 [ -f /etc/env ] && . /etc/env

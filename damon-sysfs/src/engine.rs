@@ -92,7 +92,29 @@ pub fn kernel_can_run(ctx: &Context, ops: &str) -> Result<(), SysfsError> {
             "the kernel's DAMON runs only vaddr, fvaddr and paddr; {ops:?} is a user-space backend (use the user engine)"
         )));
     }
+    // The kernel accepts any action for any operations set, and its
+    // `apply_scheme` returns 0 for one the set does not implement: the
+    // scheme would silently do nothing, so it is refused here.
+    if let Some(s) = ctx.schemes.iter().find(|s| !kernel_applies(ops, s.action)) {
+        return Err(SysfsError::Unsupported(format!(
+            "the kernel's {ops} operations do not apply the {} action (its scheme would try regions and never act; use the user engine)",
+            s.action.name()
+        )));
+    }
     Ok(())
+}
+
+/// Whether the kernel's `ops` implements `action` in its `apply_scheme`
+/// (mm/damon/vaddr.c and paddr.c).
+fn kernel_applies(ops: &str, action: damon_core::damos::Action) -> bool {
+    use damon_core::damos::Action as A;
+    match action {
+        A::Stat | A::Pageout | A::MigrateHot | A::MigrateCold => true,
+        A::Willneed | A::Cold | A::Hugepage | A::Nohugepage | A::Collapse => ops != "paddr",
+        A::LruPrio | A::LruDeprio => ops == "paddr",
+        // an action added later: the kernel engine has not learnt it
+        _ => false,
+    }
 }
 
 impl KernelRun {

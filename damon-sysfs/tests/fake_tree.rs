@@ -260,6 +260,29 @@ fn operations_the_kernel_cannot_run_are_refused() {
 }
 
 #[test]
+fn actions_the_kernels_operations_do_not_apply_are_refused() {
+    let mut ctx = Context::new();
+    ctx.schemes
+        .push(Scheme::new(AccessPattern::default(), Action::LruPrio));
+    // the kernel would take it and its vaddr would never act on it
+    let e = kernel_can_run(&ctx, "vaddr").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("vaddr operations do not apply the lru_prio action"),
+        "{e}"
+    );
+    assert!(kernel_can_run(&ctx, "paddr").is_ok());
+    ctx.schemes[0].action = Action::Willneed;
+    assert!(kernel_can_run(&ctx, "fvaddr").is_ok());
+    let e = kernel_can_run(&ctx, "paddr").unwrap_err();
+    assert!(e.to_string().contains("willneed"), "{e}");
+    for action in [Action::Pageout, Action::Stat, Action::MigrateCold] {
+        ctx.schemes[0].action = action;
+        assert!(kernel_can_run(&ctx, "paddr").is_ok() && kernel_can_run(&ctx, "vaddr").is_ok());
+    }
+}
+
+#[test]
 fn kdamonds_of_others_are_never_touched() {
     let k = FakeKernel::new("foreign", Profile::v6_18());
     let a = admin(&k);

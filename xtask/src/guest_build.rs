@@ -56,7 +56,13 @@ pub(crate) struct GuestBinaries {
     pub tests: Vec<TestBinary>,
     /// The static `workload` example (installed as `/bin/workload`).
     pub workload: PathBuf,
+    /// The static tools the guest tests run (installed as `/bin/NAME`).
+    pub tools: Vec<(String, PathBuf)>,
 }
+
+/// The examples the guest tests run as programs besides the workload
+/// (`damon-sysfs`'s `guest_tools`: the tools' `--engine kernel`).
+pub(crate) const TOOLS: &[&str] = &["record", "monitor", "reclaim", "lru_sort"];
 
 /// Builds all guest binaries. `packages` selects the workspace test packages
 /// (empty = [`TEST_PACKAGES`] and [`EXTRA_TESTS`]); `smoke` adds the
@@ -107,22 +113,31 @@ pub(crate) fn build(root: &Path, packages: &[String], smoke: bool) -> Result<Gue
     }
 
     let mut cmd = static_cargo(root, "build");
-    cmd.args(["--example", "workload", "-p", "damon-examples"]);
+    cmd.args(["-p", "damon-examples", "--example", "workload"]);
+    for tool in TOOLS {
+        cmd.args(["--example", tool]);
+    }
     let mut workload = None;
+    let mut tools = Vec::new();
     let status = process::tee_lines(&mut cmd, false, |line| {
         if let Some(artifact) = Artifact::parse(line) {
             if artifact.target_name == "workload" {
                 workload = artifact.executable;
+            } else if let Some(exe) = artifact.executable {
+                if TOOLS.contains(&artifact.target_name.as_str()) {
+                    tools.push((artifact.target_name, exe));
+                }
             }
         }
     })?;
     if !status.success() {
-        bail!("building the workload example failed: {status}");
+        bail!("building the workload and tool examples failed: {status}");
     }
     let workload = workload.context("cargo reported no `workload` executable")?;
     Ok(GuestBinaries {
         tests: runnable,
         workload,
+        tools,
     })
 }
 

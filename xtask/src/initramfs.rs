@@ -1,6 +1,6 @@
 //! The guest's initramfs: busybox, `vm/init.sh` as `/init`, the test
 //! binaries under `/tests` (run order and extra arguments in `/etc/tests`),
-//! the workload at `/bin/workload`, and host environment variables
+//! the workload and the tools (`guest_build::TOOLS`) under `/bin`, and host environment variables
 //! forwarded to the tests in `/etc/env` (sourced by init).
 
 use crate::guest_build::GuestBinaries;
@@ -72,6 +72,9 @@ pub(crate) fn pack(
     std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh"))?;
     link_or_copy(&root.join("vm/init.sh"), &rootfs.join("init"))?;
     link_or_copy(&bins.workload, &rootfs.join("bin/workload"))?;
+    for (name, exe) in &bins.tools {
+        link_or_copy(exe, &rootfs.join("bin").join(name))?;
+    }
     for test in &bins.tests {
         if !is_static_elf(&test.path)? {
             bail!("{} is dynamically linked", test.path.display());
