@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 mod guest;
 use guest::{in_guest, workload, workload_ctx};
 
-const RUN: Duration = Duration::from_secs(10);
+const RUN: Duration = Duration::from_secs(20);
 
 /// CPU time of a thread or process, ns: `schedstat` where the kernel keeps
 /// it, else `stat`'s utime + stime in clock ticks (100 Hz).
@@ -32,6 +32,38 @@ fn cpu_ns(proc_dir: &str) -> u64 {
         .map(|v| v.parse().unwrap_or(0))
         .collect();
     // fields 14 and 15 of stat; `after` starts at field 3
+    (f[11] + f[12]) * 10_000_000
+}
+
+/// CPU time of every live thread of this process, ns (`schedstat` of a
+/// process directory is its main thread's alone).
+fn threads_cpu_ns() -> u64 {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .map(|t| cpu_ns(&t.path().to_string_lossy()))
+        .sum()
+}
+
+/// CPU time of each live thread of this process by name, ns.
+fn threads_by_name() -> std::collections::BTreeMap<String, u64> {
+    let mut m = std::collections::BTreeMap::new();
+    for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let name = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        *m.entry(name.trim().to_string()).or_insert(0) += cpu_ns(&t.path().to_string_lossy());
+    }
+    m
+}
+
+/// CPU time of this process, ns, dead threads included: `stat`'s utime +
+/// stime (10 ms ticks).
+fn process_cpu_ns() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
     (f[11] + f[12]) * 10_000_000
 }
 
@@ -56,7 +88,6 @@ fn kernel_engine_cost() {
     }
     std::fs::create_dir_all("/run/lock").unwrap();
     let (child, pid, _hot) = workload();
-    let me = "/proc/self";
 
     // (1) bare: the kdamond, nothing of ours running meanwhile
     let kd = KernelKdamond::start(
@@ -91,11 +122,20 @@ fn kernel_engine_cost() {
     )
     .unwrap();
     let kpid = run.kdamond().pid().unwrap();
-    let (k0, m0) = (cpu_ns(&format!("/proc/{kpid}")), cpu_ns(me));
+    // every thread of ours lives through the window: their sum
+    let (k0, m0, by0) = (
+        cpu_ns(&format!("/proc/{kpid}")),
+        threads_cpu_ns(),
+        threads_by_name(),
+    );
     let t0 = Instant::now();
     std::thread::sleep(RUN);
     let kernel_cpu = cpu_ns(&format!("/proc/{kpid}")) - k0;
-    let ours_cpu = cpu_ns(me) - m0;
+    let ours_cpu = threads_cpu_ns().saturating_sub(m0);
+    for (name, ns) in threads_by_name() {
+        let d = ns.saturating_sub(by0.get(&name).copied().unwrap_or(0));
+        say!("{T}:   thread {name}: {} us in {RUN:?}", d / 1000);
+    }
     let engine_aggrs = (t0.elapsed().as_micros() / 100_000) as u64;
     let traced = seen.load(Ordering::Relaxed);
     run.stop();
@@ -110,11 +150,12 @@ fn kernel_engine_cost() {
         n2.fetch_add(1, Ordering::Relaxed);
         Control::Continue
     }));
-    let m0 = cpu_ns(me);
+    // the worker thread ends before it is measured: the process's total
+    let m0 = process_cpu_ns();
     let handles = damon_start(vec![ctx], false).unwrap();
     std::thread::sleep(RUN);
     handles[0].stop();
-    let user_cpu = cpu_ns(me) - m0;
+    let user_cpu = process_cpu_ns() - m0;
     let user_aggrs = n.load(Ordering::Relaxed);
     drop(child);
 

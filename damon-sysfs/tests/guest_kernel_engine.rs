@@ -256,45 +256,58 @@ fn kernel_engine_finds_the_hot_range_through_tracefs() {
     // an instance a killed process of ours left: removed by the next start
     let stale = Path::new(TRACEFS).join("instances/udamon-2147483646-1");
     std::fs::create_dir(&stale).unwrap();
-    let trace = AggregationTrace::start(Path::new(TRACEFS), kd.pid().unwrap(), 64).unwrap();
-    assert!(!stale.exists(), "a stale instance of ours is removed");
-    let mut best = 0.0f64;
-    let mut got = 0;
-    let mut last = Vec::new();
-    while got < 30 {
-        let snap = trace
-            .receiver()
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("an aggregation within a minute");
-        got += 1;
-        let found: u64 = snap
-            .regions
+    // the binary per-CPU pipes, then the text pipe: both find it
+    for binary in [true, false] {
+        let trace =
+            AggregationTrace::start_reading(Path::new(TRACEFS), kd.pid().unwrap(), 64, binary)
+                .unwrap();
+        assert!(!stale.exists(), "a stale instance of ours is removed");
+        assert_eq!(
+            trace.binary(),
+            binary,
+            "the guest kernel has the binary pipes: {:?}",
+            trace.text_reason()
+        );
+        let mut best = 0.0f64;
+        let mut got = 0;
+        let mut last = Vec::new();
+        while got < 30 {
+            let snap = trace
+                .receiver()
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("an aggregation within a minute");
+            got += 1;
+            let found: u64 = snap
+                .regions
+                .iter()
+                .filter(|r| r.1 > 0)
+                .map(|r| r.0.overlap(&hot))
+                .sum();
+            best = best.max(found as f64 / hot.len() as f64);
+            last = snap.regions;
+        }
+        for (r, n, age) in last
             .iter()
-            .filter(|r| r.1 > 0)
-            .map(|r| r.0.overlap(&hot))
-            .sum();
-        best = best.max(found as f64 / hot.len() as f64);
-        last = snap.regions;
+            .filter(|(r, _, _)| r.overlap(&hot) > 0 || r.start < hot.end + (48 << 20))
+        {
+            eprintln!("  {r} ({} KiB) nr_accesses={n} age={age}", r.len() / 1024);
+        }
+        eprintln!(
+            "{T}: {} pipe: hot range {hot}: found {:.0}% (best of {got} aggregations), {} lost",
+            if binary { "binary" } else { "text" },
+            best * 100.0,
+            trace.lost()
+        );
+        drop(trace);
+        assert!(
+            best >= 0.8,
+            "the kernel engine ({}) found only {:.0}% of the hot range",
+            if binary { "binary" } else { "text" },
+            best * 100.0
+        );
     }
-    for (r, n, age) in last
-        .iter()
-        .filter(|(r, _, _)| r.overlap(&hot) > 0 || r.start < hot.end + (48 << 20))
-    {
-        eprintln!("  {r} ({} KiB) nr_accesses={n} age={age}", r.len() / 1024);
-    }
-    eprintln!(
-        "{T}: hot range {hot}: found {:.0}% (best of {got} aggregations), {} lost",
-        best * 100.0,
-        trace.lost()
-    );
-    drop(trace);
     kd.stop().unwrap();
     drop(child);
-    assert!(
-        best >= 0.8,
-        "the kernel engine found only {:.0}% of the hot range",
-        best * 100.0
-    );
     assert_eq!(
         Admin::kernel().read_u64("kdamonds/nr_kdamonds").unwrap(),
         0,

@@ -206,6 +206,10 @@ fn kernel_engine_lru_sort_tool_tries_both_schemes() {
             &pid,
             "--cold-min-age",
             "1000000",
+            // under emulation the workload sweeps its hot range slowly:
+            // hot is "seen in 4 of 20 samples", not the default 10
+            "--hot-thres-access-freq",
+            "200",
             "--wmarks-high",
             "1000",
             "--wmarks-mid",

@@ -7,6 +7,8 @@
 //! and sent on a bounded channel; when the reader falls behind, snapshots
 //! are dropped and counted, never queued without bound.
 
+mod raw;
+
 use crate::SysfsError;
 use crossbeam_channel::{Receiver, Sender};
 use damon_core::AddrRange;
@@ -120,6 +122,7 @@ impl Assembler {
 #[derive(Debug)]
 pub struct AggregationTrace {
     instance: PathBuf,
+    text_why: Option<String>,
     stop: Arc<AtomicBool>,
     lost: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
@@ -163,9 +166,21 @@ fn remove_stale_instances(tracefs: &Path) {
 
 impl AggregationTrace {
     /// Makes instance `udamon-<our pid>-<kdamond pid>` under `tracefs`,
-    /// enables the event there for `kdamond_pid` only, and starts reading;
-    /// at most `capacity` snapshots wait to be received.
+    /// enables the event there for `kdamond_pid` only, and starts reading
+    /// (the binary per-CPU pipes where the kernel's files are as expected,
+    /// else the text pipe); at most `capacity` snapshots wait to be received.
     pub fn start(tracefs: &Path, kdamond_pid: i64, capacity: usize) -> Result<Self, SysfsError> {
+        Self::start_reading(tracefs, kdamond_pid, capacity, true)
+    }
+
+    /// [`AggregationTrace::start`] reading the binary per-CPU pipes if
+    /// `binary` (and the kernel's files allow), else the text `trace_pipe`.
+    pub fn start_reading(
+        tracefs: &Path,
+        kdamond_pid: i64,
+        capacity: usize,
+        binary: bool,
+    ) -> Result<Self, SysfsError> {
         let events = tracefs.join("events/damon/damon_aggregated");
         if !events.exists() {
             return Err(SysfsError::Unsupported(format!(
@@ -189,23 +204,45 @@ impl AggregationTrace {
             return Err(e);
         }
         let pipe = instance.join("trace_pipe");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-            .open(&pipe)
-            .map_err(|e| io("open", &pipe, e))?;
         let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
         let stop = Arc::new(AtomicBool::new(false));
         let lost = Arc::new(AtomicU64::new(0));
-        let thread = {
-            let (stop, lost) = (stop.clone(), lost.clone());
-            std::thread::Builder::new()
-                .name("udamon-trace".into())
-                .spawn(move || read_loop(file, kdamond_pid, &tx, &stop, &lost))
-                .map_err(|e| io("spawn a reader for", &pipe, e))?
+        let raw = if binary {
+            RawSource::open(tracefs, &instance)
+        } else {
+            Err("the text pipe was asked for".into())
         };
+        let text_why = raw.as_ref().err().cloned();
+        let raw = raw.ok();
+        let reader: Box<dyn FnOnce() + Send> = match raw {
+            Some(src) => {
+                let (stop, lost) = (stop.clone(), lost.clone());
+                Box::new(move || src.read_loop(kdamond_pid, &tx, &stop, &lost))
+            }
+            None => {
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+                    .open(&pipe)
+                    .map_err(|e| io("open", &pipe, e));
+                let file = match file {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let _ = std::fs::remove_dir(&instance);
+                        return Err(e);
+                    }
+                };
+                let (stop, lost) = (stop.clone(), lost.clone());
+                Box::new(move || read_loop(file, kdamond_pid, &tx, &stop, &lost))
+            }
+        };
+        let thread = std::thread::Builder::new()
+            .name("udamon-trace".into())
+            .spawn(reader)
+            .map_err(|e| io("spawn a reader for", &pipe, e))?;
         Ok(Self {
             instance,
+            text_why,
             stop,
             lost,
             thread: Some(thread),
@@ -218,9 +255,139 @@ impl AggregationTrace {
         &self.rx
     }
 
+    /// Whether it reads the binary per-CPU pipes (else the text pipe).
+    pub fn binary(&self) -> bool {
+        self.text_why.is_none()
+    }
+
+    /// Why it reads the text pipe, if it does.
+    pub fn text_reason(&self) -> Option<&str> {
+        self.text_why.as_deref()
+    }
+
     /// Snapshots dropped because the receiver fell behind.
     pub fn lost(&self) -> u64 {
         self.lost.load(Ordering::Relaxed)
+    }
+}
+
+/// A tracefs file read with one large buffer: `events/header_page`
+/// answers only the first read (a short first read, as
+/// `read_to_string`'s probe makes, loses the rest).
+fn read_whole(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    String::from_utf8(out).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// The instance's per-CPU `trace_pipe_raw` files and the layouts to
+/// decode them ([`raw`]).
+struct RawSource {
+    files: Vec<std::fs::File>,
+    page: raw::PageLayout,
+    event: raw::EventLayout,
+}
+
+impl RawSource {
+    /// Opens the binary pipes of every CPU of `instance` and lets a poll
+    /// wake at the first event (`buffer_percent` 0; its default, 50, waits
+    /// for half a buffer). `None` when the kernel's files are not as
+    /// expected: the text pipe is read instead.
+    fn open(tracefs: &Path, instance: &Path) -> Result<Self, String> {
+        let read = |p: PathBuf| read_whole(&p).map_err(|e| format!("{}: {e}", p.display()));
+        let page = raw::PageLayout::parse(&read(tracefs.join("events/header_page"))?)
+            .ok_or("events/header_page: not the layout expected")?;
+        let event =
+            raw::EventLayout::parse(&read(tracefs.join("events/damon/damon_aggregated/format"))?)
+                .ok_or("damon_aggregated/format: not the fields expected")?;
+        let mut files = Vec::new();
+        let cpus =
+            std::fs::read_dir(instance.join("per_cpu")).map_err(|e| format!("per_cpu: {e}"))?;
+        for e in cpus.flatten() {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+                .open(e.path().join("trace_pipe_raw"));
+            // an offline CPU's file may refuse; its buffer stays empty
+            if let Ok(f) = f {
+                files.push(f);
+            }
+        }
+        if files.is_empty() {
+            return Err("no per-CPU trace_pipe_raw could be opened".into());
+        }
+        std::fs::write(instance.join("buffer_percent"), "0")
+            .map_err(|e| format!("buffer_percent: {e}"))?;
+        Ok(Self { files, page, event })
+    }
+
+    /// Reads every CPU's pages until the stop flag, sends the snapshots.
+    fn read_loop(self, pid: i64, tx: &Sender<TargetSnapshot>, stop: &AtomicBool, lost: &AtomicU64) {
+        let mut page = vec![0u8; self.page.size];
+        let mut events = Vec::new();
+        let mut asm = Assembler::default();
+        while !stop.load(Ordering::Relaxed) {
+            events.clear();
+            for mut f in &self.files {
+                loop {
+                    match f.read(&mut page) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            raw::decode_page(&page[..n], &self.page, &self.event, &mut events);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(_) => break, // WouldBlock: this CPU's buffer is empty
+                    }
+                }
+            }
+            if events.is_empty() {
+                wait_any_readable(&self.files);
+                continue;
+            }
+            // per CPU in time order already; the kdamond may have moved
+            events.sort_by_key(|e| e.time_ns);
+            for ev in events.iter().filter(|e| e.pid == pid) {
+                if let Some(snap) = asm.push(ev) {
+                    if tx.try_send(snap).is_err() {
+                        lost.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How long the raw reader lets a burst of events gather once a buffer
+/// turns readable: the kdamond traces every region of an aggregation back
+/// to back, and a reader woken at the first event would wake again for
+/// the next ones. Callbacks see each aggregation this much later.
+const GATHER: Duration = Duration::from_millis(5);
+
+/// Sleeps until one of `files` has data, or 200 ms (to see the stop flag),
+/// then lets the burst gather ([`GATHER`]).
+fn wait_any_readable(files: &[std::fs::File]) {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds: Vec<PollFd<'_>> = files
+        .iter()
+        .map(|f| PollFd::new(f, PollFlags::IN))
+        .collect();
+    let timeout = Timespec {
+        tv_sec: 0,
+        tv_nsec: 200_000_000,
+    };
+    match poll(&mut fds, Some(&timeout)) {
+        Ok(n) if n > 0 => std::thread::sleep(GATHER),
+        Ok(_) => {}
+        Err(_) => std::thread::sleep(Duration::from_millis(10)),
     }
 }
 
