@@ -61,11 +61,13 @@ pub mod ops;
 pub mod process;
 pub mod three_regions;
 pub mod translate;
+pub mod written;
 
 pub use ops::VaddrOps;
+pub use written::WrittenOps;
 
-/// Registers `"vaddr"` and `"fvaddr"` in damon-core's global registry;
-/// registering twice is harmless.
+/// Registers `"vaddr"`, `"fvaddr"` and `"vaddr-written"` ([`WrittenOps`])
+/// in damon-core's global registry; registering twice is harmless.
 ///
 /// ```
 /// damon_ops_vaddr::register();
@@ -78,5 +80,8 @@ pub fn register() {
     });
     let _ = damon_core::damon_register_ops(damon_core::backend::ids::FVADDR, || {
         Ok(Box::new(VaddrOps::fixed()?) as Box<dyn damon_core::Operations>)
+    });
+    let _ = damon_core::damon_register_ops(written::ID, || {
+        Ok(Box::new(WrittenOps::new()?) as Box<dyn damon_core::Operations>)
     });
 }

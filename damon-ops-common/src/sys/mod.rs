@@ -1,11 +1,13 @@
 //! The system-call layer of the backends: every `unsafe` block of the
-//! product lives under this module (in [`mod@madvise`]).
+//! product lives under this module (in [`mod@madvise`] and [`written`]).
 //!
 //! * [`kfile`]: kernel files (`/proc/...`, `/sys/...`) opened once and read
 //!   or written with rustix's positioned `pread`/`pwrite` ([`KFile`]);
 //! * [`pidfd`]: a process pinned by `pidfd_open` ([`Pidfd`]);
 //! * [`mod@madvise`]: `madvise`/`process_madvise` with contents-preserving
-//!   [`Advice`] (`libc` directly: rustix lacks both).
+//!   [`Advice`] (`libc` directly: rustix lacks both);
+//! * [`written`]: the calling process's written pages through a
+//!   write-protecting userfaultfd and `PAGEMAP_SCAN` ([`written::WriteTracker`]).
 //!
 //! Every error keeps its errno and names the call and its argument
 //! ([`SysError`]); every call goes through one retry policy
@@ -16,6 +18,7 @@
 pub mod kfile;
 pub mod madvise;
 pub mod pidfd;
+pub mod written;
 
 pub use kfile::KFile;
 pub use madvise::{madvise, process_madvise, Advice, IOV_MAX};
