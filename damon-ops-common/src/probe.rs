@@ -41,6 +41,31 @@ pub struct ProbeReport {
     pub page_size: u64,
     /// The THP mode (`always`, `madvise`, `never`) if THP is built in.
     pub thp: Option<String>,
+    /// Written pages of the calling process (userfaultfd with
+    /// `UFFD_FEATURE_WP_ASYNC` and `PAGEMAP_SCAN`, the `vaddr-written`
+    /// backend): `Err` says what the kernel lacks.
+    pub written_pages: Result<(), String>,
+    /// Soft-dirty bits in pagemap (`CONFIG_MEM_SOFT_DIRTY`): a page just
+    /// written in a new mapping reads soft-dirty.
+    pub soft_dirty: bool,
+}
+
+/// Whether pagemap reports soft-dirty pages: a page just written is
+/// soft-dirty on a kernel with `CONFIG_MEM_SOFT_DIRTY` (a new mapping
+/// starts soft-dirty, and nothing here clears this process's bits), never
+/// without.
+fn soft_dirty_works() -> bool {
+    let page = sys::page_size();
+    let mut buf = vec![0u8; 4 * page as usize];
+    // a byte in the middle lies in a page of its own
+    let i = 2 * page as usize;
+    buf[i] = 1;
+    let addr = std::hint::black_box(&buf[i]) as *const u8 as u64;
+    let soft = PagemapFile::open(None)
+        .and_then(|mut pm| pm.entry(addr, page))
+        .is_ok_and(|e| e.present() && e.soft_dirty());
+    drop(std::hint::black_box(buf));
+    soft
 }
 
 /// Extracts `CapEff` from the text of `/proc/PID/status`.
@@ -97,6 +122,10 @@ impl ProbeReport {
             thp: std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
                 .ok()
                 .and_then(|t| parse_thp_mode(&t)),
+            written_pages: sys::written::WriteTracker::open()
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            soft_dirty: soft_dirty_works(),
         }
     }
 
@@ -178,11 +207,23 @@ impl std::fmt::Display for ProbeReport {
             yn(self.kpageflags_present),
             yn(self.kpageflags_readable)
         )?;
-        write!(
+        writeln!(
             f,
             "page size: {}, THP: {}",
             self.page_size,
             self.thp.as_deref().unwrap_or("not built")
+        )?;
+        match &self.written_pages {
+            Ok(()) => writeln!(
+                f,
+                "written pages of this process (vaddr-written: userfaultfd WP_ASYNC + PAGEMAP_SCAN): yes (writes only, not reads)"
+            )?,
+            Err(why) => writeln!(f, "written pages of this process (vaddr-written): no ({why})")?,
+        }
+        write!(
+            f,
+            "soft-dirty bits in pagemap (CONFIG_MEM_SOFT_DIRTY): {}",
+            yn(self.soft_dirty)
         )
     }
 }
@@ -211,6 +252,13 @@ mod tests {
         let r = ProbeReport::run();
         let text = r.to_string();
         assert!(text.contains("page_idle bitmap"), "{text}");
+        assert!(text.contains("written pages of this process"), "{text}");
+        assert!(text.contains("soft-dirty bits in pagemap"), "{text}");
+        // the probe agrees with the tracker it reports on
+        assert_eq!(
+            r.written_pages.is_ok(),
+            crate::sys::written::WriteTracker::open().is_ok()
+        );
         if !r.page_idle_present {
             let e = r.require_paddr().unwrap_err().to_string();
             assert!(e.contains("CONFIG_IDLE_PAGE_TRACKING"), "{e}");
