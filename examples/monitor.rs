@@ -20,7 +20,11 @@
 //! * `-- COMMAND [ARGS...]`: starts the command and monitors it (`vaddr`);
 //!   monitoring stops when it exits;
 //! * `--kdamonds FILE`: the first context of a damo kdamonds JSON file
-//!   (`damo args damon` output); its schemes are ignored.
+//!   (`damo args damon` output); its schemes are ignored;
+//! * `--self-demo`: **writes** to a 64 MiB buffer of this process that a
+//!   thread of its own keeps writing (a 16 MiB hot range moving through
+//!   it), with the `vaddr-written` backend: no idle page tracking and no
+//!   root needed (Linux 6.7+), but reads are not seen.
 //!
 //! `vaddr` and `paddr` need root and a kernel with idle page tracking
 //! (`CONFIG_IDLE_PAGE_TRACKING`); without them `monitor` says which is
@@ -88,6 +92,11 @@ struct Args {
     /// Monitor the first context of a damo kdamonds JSON file.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["target", "command"])]
     kdamonds: Option<PathBuf>,
+    /// Monitor writes to a 64 MiB buffer of this process that a thread of
+    /// its own keeps writing (a 16 MiB hot range that moves), with the
+    /// vaddr-written backend: no idle page tracking, no root (Linux 6.7+).
+    #[arg(long, conflicts_with_all = ["target", "command", "sim", "pid", "kdamonds"])]
+    self_demo: bool,
     /// paddr: monitor only the memory of this NUMA node.
     #[arg(long, value_name = "N", conflicts_with = "all_ram")]
     numa_node: Option<u32>,
@@ -176,7 +185,33 @@ fn build(args: &Args) -> Result<Setup, String> {
             args.engine
         ));
     }
-    let (title, labels) = if let Some(spec) = &args.sim {
+    if !user && args.self_demo {
+        return Err(format!(
+            "--engine {}: --self-demo runs on the user engine (the kernel's DAMON does not watch writes only)",
+            args.engine
+        ));
+    }
+    let (title, labels) = if args.self_demo {
+        // the backend first: nothing starts when this kernel cannot
+        damon_select_ops(&mut ctx, damon_ops_vaddr::written::ID)
+            .map_err(|e| format!("cannot watch this process's writes: {e}"))?;
+        ops = damon_ops_vaddr::written::ID.into();
+        let range = cli::start_demo_buffer()?;
+        ctx.targets
+            .push(Target::with_ranges(u64::from(std::process::id()), &[range]));
+        eprintln!(
+            "monitor: showing WRITES (not reads) to a 64 MiB buffer of this process, written by a thread of its own.\n\
+             monitor: vaddr-written write-protects each region's sampling page and asks PAGEMAP_SCAN whether it\n\
+             monitor: was written: no idle page tracking and no root needed, but a page only read is not seen.\n\
+             monitor: For every access, monitor another process (--pid, -- COMMAND) on a kernel with idle page\n\
+             monitor: tracking, as root, or run `cargo xtask demo --guest` (a guest kernel that has it)."
+        );
+        (
+            "monitor: writes to this process's 64 MiB demo buffer (vaddr-written: writes only)"
+                .to_string(),
+            vec!["demo buffer (writes)".to_string()],
+        )
+    } else if let Some(spec) = &args.sim {
         ops = "sim".into();
         let pattern = parse_sim(spec).map_err(|e| format!("--sim: {e}"))?;
         let total = pattern.space_bytes();
@@ -250,7 +285,7 @@ fn build(args: &Args) -> Result<Setup, String> {
         (format!("monitor: {what} (paddr)"), vec![what])
     } else {
         return Err(
-            "nothing to monitor: use --sim SPEC, --pid PID, paddr, -- COMMAND or --kdamonds FILE (see --help)"
+            "nothing to monitor: use --sim SPEC, --pid PID, paddr, -- COMMAND, --kdamonds FILE or --self-demo (see --help)"
                 .into(),
         );
     };

@@ -59,15 +59,18 @@ pub mod apply;
 pub mod maps;
 pub mod ops;
 pub mod process;
+pub mod softdirty;
 pub mod three_regions;
 pub mod translate;
 pub mod written;
 
 pub use ops::VaddrOps;
+pub use softdirty::SoftDirtyOps;
 pub use written::WrittenOps;
 
-/// Registers `"vaddr"`, `"fvaddr"` and `"vaddr-written"` ([`WrittenOps`])
-/// in damon-core's global registry; registering twice is harmless.
+/// Registers `"vaddr"`, `"fvaddr"`, `"vaddr-written"` ([`WrittenOps`]) and
+/// `"vaddr-softdirty"` ([`SoftDirtyOps`]) in damon-core's global registry;
+/// registering twice is harmless.
 ///
 /// ```
 /// damon_ops_vaddr::register();
@@ -80,6 +83,9 @@ pub fn register() {
     });
     let _ = damon_core::damon_register_ops(damon_core::backend::ids::FVADDR, || {
         Ok(Box::new(VaddrOps::fixed()?) as Box<dyn damon_core::Operations>)
+    });
+    let _ = damon_core::damon_register_ops(softdirty::ID, || {
+        Ok(Box::new(SoftDirtyOps::new()?) as Box<dyn damon_core::Operations>)
     });
     let _ = damon_core::damon_register_ops(written::ID, || {
         Ok(Box::new(WrittenOps::new()?) as Box<dyn damon_core::Operations>)

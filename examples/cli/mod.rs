@@ -7,6 +7,7 @@
 //! behaviour can be tested without running their binaries.
 
 mod command;
+mod demo_buffer;
 mod history;
 mod intervals;
 mod keys;
@@ -19,6 +20,7 @@ mod terminal;
 mod tests;
 
 pub use command::*;
+pub use demo_buffer::*;
 pub use history::*;
 pub use intervals::*;
 pub use keys::*;

@@ -1158,3 +1158,37 @@ fn daemons_on_auto_fall_back_to_ours_for_a_simulation() {
     );
     assert!(r.stdout.contains("pageout [active]"), "{r:?}");
 }
+
+#[test]
+fn monitor_self_demo_shows_the_writes_of_its_own_buffer() {
+    const T: &str = "monitor_self_demo_shows_the_writes_of_its_own_buffer";
+    let r = run(
+        "monitor",
+        &["--self-demo", "--duration", "3", "--refresh-ms", "1000"],
+    );
+    if r.code == Some(1) && r.stderr.contains("cannot watch this process's writes") {
+        println!("skipped: {T}: {}", r.stderr.trim());
+        return;
+    }
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("showing WRITES (not reads)"), "{r:?}");
+    assert!(r.stdout.contains("vaddr-written: writes only"), "{r:?}");
+    // the first phase writes 16 MiB: a view has written rows, and the
+    // working set is about that
+    let avr = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("# avr:"))
+        .map(str::trim)
+        .unwrap_or("");
+    assert!(avr.ends_with("MiB"), "working set {avr:?}: {r:?}");
+    let mib: f64 = avr.trim_end_matches("MiB").trim().parse().unwrap();
+    assert!((8.0..=24.0).contains(&mib), "working set {mib} MiB: {r:?}");
+    // the kernel engine does not watch writes only
+    let r = run("monitor", &["--self-demo", "--engine", "kernel"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr.contains("--self-demo runs on the user engine"),
+        "{r:?}"
+    );
+}

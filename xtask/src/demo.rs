@@ -1,12 +1,15 @@
-//! `cargo xtask demo`: the main job in one command. Monitors a real
-//! workload's memory with the vaddr backend and shows it as it happens (a
-//! live table of regions), then an ASCII heatmap and working-set-size
-//! percentiles.
+//! `cargo xtask demo`: the main job in one command. Monitors memory as it
+//! is used and shows it as it happens (a live table of regions), then an
+//! ASCII heatmap and working-set-size percentiles.
 //!
-//! On a host with idle page tracking where we are root it runs natively;
-//! otherwise (Debian's kernels lack `CONFIG_IDLE_PAGE_TRACKING`) it says so
-//! and runs the same two examples inside the guest kernel that
-//! `cargo xtask vm-test` builds, streaming the guest's console.
+//! * On a host with idle page tracking where we are root: the `workload`
+//!   example monitored by `monitor` over the `vaddr` backend, natively.
+//! * Otherwise, on Linux 6.7+ (userfaultfd write protection and
+//!   `PAGEMAP_SCAN`): natively too, in seconds, `monitor --self-demo`,
+//!   which watches **writes** to a buffer of its own process with the
+//!   `vaddr-written` backend (it says so, and why).
+//! * Otherwise, or with `--guest`: the first way inside the guest kernel
+//!   that `cargo xtask vm-test` builds, streaming the guest's console.
 
 use crate::{apt, initramfs, kernel, process, qemu};
 use anyhow::{bail, Context, Result};
@@ -17,17 +20,33 @@ use std::time::Duration;
 const HELP: &str = "\
 usage: cargo xtask demo [--seconds N] [--guest]
 
-Starts the workload example (two phases moving a 16 MiB hot range through
-a 64 MiB buffer, then idle) and monitors it with the monitor example for N
-seconds (default 20): a live table of regions with access rate and age,
-then a heatmap of time x address and working-set-size percentiles.
-Runs natively when this kernel has idle page tracking and we are root,
-otherwise in the guest kernel of `cargo xtask vm-test` (--guest forces it).
+Monitors a 16 MiB hot range moving through a 64 MiB buffer (two phases,
+then idle) for N seconds (default 20): a live table of regions with access
+rate and age, then a heatmap of time x address and working-set-size
+percentiles.
+With idle page tracking and root: the workload example, every access,
+natively. Else on Linux 6.7+: natively, the writes to a buffer of the
+monitor's own process (monitor --self-demo, the vaddr-written backend: no
+idle page tracking or root needed, reads not seen). Else, or with
+--guest: every access, in the guest kernel of `cargo xtask vm-test`.
 ";
 
 /// The workload: what is hot changes over time, so the display moves.
 const WORKLOAD: &str =
     "region buf 64M nothp; phase 6s buf:0-16M:write; phase 6s buf:40M-56M:write; phase 4s; loop";
+
+/// Whether this kernel is likely to have what `vaddr-written` needs:
+/// userfaultfd (its sysctl exists) and Linux 6.7+ (WP_ASYNC, PAGEMAP_SCAN).
+/// The monitor checks for real and says what is missing.
+fn written_pages_host() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut it = release
+        .trim()
+        .split(['.', '-'])
+        .map(|v| v.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    (major, minor) >= (6, 7) && Path::new("/proc/sys/vm/unprivileged_userfaultfd").exists()
+}
 
 fn capable_host() -> bool {
     Path::new("/sys/kernel/mm/page_idle/bitmap").exists() && rustix_free_euid() == 0
@@ -98,6 +117,29 @@ pub(crate) fn main(args: Vec<String>) -> Result<ExitCode> {
         } else {
             ExitCode::FAILURE
         });
+    }
+    if written_pages_host() && !force_guest {
+        eprintln!(
+            "xtask demo: this kernel has no idle page tracking (CONFIG_IDLE_PAGE_TRACKING) or we are not root,\n\
+             xtask demo: but it can write-protect pages for us (Linux 6.7+): running natively, showing WRITES to a\n\
+             xtask demo: buffer of the monitor's own process. Every access, in a guest kernel: cargo xtask demo --guest"
+        );
+        process::run(Command::new(crate::cargo()).current_dir(&root).args([
+            "build",
+            "--release",
+            "--example",
+            "monitor",
+        ]))?;
+        let ex = root.join("target/release/examples");
+        let status = process::status(
+            Command::new(ex.join("monitor"))
+                .args(&monitor_args)
+                .arg("--self-demo"),
+        )?;
+        if !status.success() {
+            bail!("the native demo failed ({status}); `cargo xtask demo --guest` runs it in a guest kernel");
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     eprintln!(
         "xtask demo: this kernel has no idle page tracking (CONFIG_IDLE_PAGE_TRACKING) or we are not root:\n\

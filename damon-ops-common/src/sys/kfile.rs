@@ -37,6 +37,12 @@ impl KFile {
         Self::open_with(path, rustix::fs::OFlags::RDONLY)
     }
 
+    /// Opens `path` write-only (files of mode 0200, as
+    /// `/proc/PID/clear_refs`).
+    pub fn open_write(path: &str) -> Result<Self, SysError> {
+        Self::open_with(path, rustix::fs::OFlags::WRONLY)
+    }
+
     /// Opens `path` for reading and writing.
     pub fn open_rw(path: &str) -> Result<Self, SysError> {
         Self::open_with(path, rustix::fs::OFlags::RDWR)
