@@ -5,6 +5,14 @@
 //!   N regions.
 //! * `sampling/paddr/N`: the largest System RAM block, N regions.
 //!
+//! * `sampling/vaddr-written/N`: this process's own 256 MiB buffer whose
+//!   first quarter a thread keeps writing, N regions, with the written-page
+//!   backend (no idle page tracking or root needed: it runs on the host).
+//! * `written/write-throughput/{unmonitored,monitored}`: one pass writing
+//!   every page of a 64 MiB buffer, with and without `vaddr-written`
+//!   monitoring it in real time (5 ms samples): what the monitored
+//!   process pays.
+//!
 //! After criterion's measurement, a fixed run of steps reports the system
 //! calls per region-sample (the backends count their own calls).
 
@@ -13,8 +21,9 @@ use damon_core::*;
 use damon_ops_common::testing::anon::AnonMapping;
 use damon_ops_common::ProbeReport;
 use damon_ops_paddr::{PaddrOps, PaddrRegions};
-use damon_ops_vaddr::VaddrOps;
+use damon_ops_vaddr::{VaddrOps, WrittenOps};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 const CHILD_ENV: &str = "DAMON_BENCH_CHILD";
@@ -87,20 +96,81 @@ fn report_syscalls(name: &str, kd: &mut Kdamond, n: u32) {
     );
 }
 
+/// The written-page backend on this process's own memory.
+fn written(c: &mut Criterion) {
+    if let Err(e) = WrittenOps::new() {
+        eprintln!("skipped: backends benchmark, vaddr-written: {e}");
+        return;
+    }
+    let len = 256usize << 20;
+    let mut m = AnonMapping::new(len, 2 << 20).expect("mmap");
+    m.write_pages(0..len, 1);
+    let range = AddrRange::new(m.addr(), m.addr() + len as u64);
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let writer = std::thread::spawn(move || {
+        let mut v = 2u8;
+        while !s.load(Ordering::Relaxed) {
+            m.write_pages(0..len / 4, v);
+            v = v.wrapping_add(1);
+        }
+    });
+    let me = u64::from(std::process::id());
+    for n in [100u32, 1000] {
+        let ops = WrittenOps::new().expect("vaddr-written");
+        let mut kd = loop_for(Box::new(ops), Target::with_ranges(me, &[range]), n);
+        c.bench_function(&format!("sampling/vaddr-written/{n}"), |b| {
+            b.iter(|| black_box(kd.step()))
+        });
+        report_syscalls("vaddr-written", &mut kd, n);
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+
+    // what the monitored process pays: one pass over 64 MiB
+    let len = 64usize << 20;
+    let mut buf = AnonMapping::new(len, 2 << 20).expect("mmap");
+    buf.write_pages(0..len, 1);
+    let range = AddrRange::new(buf.addr(), buf.addr() + len as u64);
+    let mut v = 0u8;
+    c.bench_function("written/write-throughput/unmonitored", |b| {
+        b.iter(|| {
+            v = v.wrapping_add(1);
+            buf.write_pages(0..len, v)
+        })
+    });
+    let mut ctx = Context::new();
+    ctx.set_ops(
+        "vaddr-written",
+        Box::new(WrittenOps::new().expect("vaddr-written")),
+    );
+    ctx.targets.push(Target::with_ranges(me, &[range]));
+    let handles = damon_start(vec![ctx], false).expect("monitor starts");
+    c.bench_function("written/write-throughput/monitored", |b| {
+        b.iter(|| {
+            v = v.wrapping_add(1);
+            buf.write_pages(0..len, v)
+        })
+    });
+    handles[0].stop();
+}
+
 fn main() {
     if std::env::var_os(CHILD_ENV).is_some() {
         child_main();
-    }
-    let probe = ProbeReport::run();
-    if let Err(e) = probe.require_vaddr() {
-        eprintln!("skipped: backends benchmark: {e}");
-        return;
     }
     let mut c = Criterion::default()
         .configure_from_args()
         .sample_size(10)
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
+    written(&mut c);
+    let probe = ProbeReport::run();
+    if let Err(e) = probe.require_vaddr() {
+        eprintln!("skipped: backends benchmark, vaddr and paddr: {e}");
+        c.final_summary();
+        return;
+    }
     let (mut child, addr, len) = spawn_child();
     for n in [100u32, 1000] {
         let ops = VaddrOps::new().expect("vaddr");

@@ -55,7 +55,7 @@ rm -rf "$kb"; mkdir -p "$kb"
 make -C "$src" O="$kb" tinyconfig >/dev/null
 "$src/scripts/kconfig/merge_config.sh" -m -O "$kb" "$kb/.config" "$here/damon-guest.config" >/dev/null
 make -C "$src" O="$kb" olddefconfig >/dev/null
-for opt in IDLE_PAGE_TRACKING DAMON_VADDR DAMON_PADDR DAMON_SYSFS TRANSPARENT_HUGEPAGE ZRAM SWAP ADVISE_SYSCALLS; do
+for opt in IDLE_PAGE_TRACKING DAMON_VADDR DAMON_PADDR DAMON_SYSFS TRANSPARENT_HUGEPAGE ZRAM SWAP ADVISE_SYSCALLS MEM_SOFT_DIRTY USERFAULTFD PTE_MARKER_UFFD_WP; do
   grep -q "^CONFIG_$opt=y" "$kb/.config" || { log "CONFIG_$opt did not survive olddefconfig"; exit 1; }
 done
 make -C "$src" O="$kb" -j"$(nproc)" bzImage >"$kb/build.log" 2>&1 || { tail -50 "$kb/build.log" >&2; exit 1; }

@@ -3,6 +3,9 @@
 //! and a side-by-side run with the guest kernel's own DAMON. They need real
 //! idle page tracking, so they skip by name on hosts without it.
 
+mod common;
+
+use common::{kernel_damon_regions, ADMIN};
 use damon_core::*;
 use damon_ops_common::testing;
 use damon_ops_vaddr::VaddrOps;
@@ -195,70 +198,6 @@ fn vaddr_follows_the_workload_phases() {
         followed.is_some(),
         "did not follow the phase change within 10 aggregations"
     );
-}
-
-const ADMIN: &str = "/sys/kernel/mm/damon/admin";
-
-fn kwrite(path: &str, v: &str) {
-    std::fs::write(format!("{ADMIN}/{path}"), v)
-        .unwrap_or_else(|e| panic!("write {v:?} to {path}: {e}"));
-}
-
-fn kread(path: &str) -> String {
-    std::fs::read_to_string(format!("{ADMIN}/{path}"))
-        .unwrap_or_else(|e| panic!("read {path}: {e}"))
-        .trim()
-        .to_string()
-}
-
-struct KernelDamonOff;
-impl Drop for KernelDamonOff {
-    fn drop(&mut self) {
-        let _ = std::fs::write(format!("{ADMIN}/kdamonds/0/state"), "off");
-        let _ = std::fs::write(format!("{ADMIN}/kdamonds/nr_kdamonds"), "0");
-    }
-}
-
-/// Runs the guest kernel's own DAMON (sysfs, vaddr, default attributes) on
-/// `pid` for `secs`, and returns its regions (via a stat scheme's tried
-/// regions) as (range, nr_accesses).
-fn kernel_damon_regions(pid: u64, secs: u64) -> Vec<(AddrRange, u32)> {
-    let _off = KernelDamonOff;
-    let c = "kdamonds/0/contexts/0";
-    let s = "kdamonds/0/contexts/0/schemes/0";
-    kwrite("kdamonds/nr_kdamonds", "1");
-    kwrite("kdamonds/0/contexts/nr_contexts", "1");
-    kwrite(&format!("{c}/operations"), "vaddr");
-    kwrite(&format!("{c}/targets/nr_targets"), "1");
-    kwrite(&format!("{c}/targets/0/pid_target"), &pid.to_string());
-    kwrite(&format!("{c}/schemes/nr_schemes"), "1");
-    kwrite(&format!("{s}/action"), "stat");
-    // access pattern ranges default to 0..0: open them all
-    kwrite(&format!("{s}/access_pattern/sz/max"), &u64::MAX.to_string());
-    kwrite(
-        &format!("{s}/access_pattern/nr_accesses/max"),
-        &u32::MAX.to_string(),
-    );
-    kwrite(
-        &format!("{s}/access_pattern/age/max"),
-        &u32::MAX.to_string(),
-    );
-    kwrite("kdamonds/0/state", "on");
-    std::thread::sleep(Duration::from_secs(secs));
-    kwrite("kdamonds/0/state", "update_schemes_tried_regions");
-    let mut out = Vec::new();
-    for i in 0.. {
-        let r = format!("{s}/tried_regions/{i}");
-        if !std::path::Path::new(&format!("{ADMIN}/{r}")).exists() {
-            break;
-        }
-        let n = |f: &str| kread(&format!("{r}/{f}")).parse::<u64>().expect("number");
-        out.push((
-            AddrRange::new(n("start"), n("end")),
-            n("nr_accesses") as u32,
-        ));
-    }
-    out
 }
 
 /// The guest kernel's DAMON and ours monitor the same workload in the same
