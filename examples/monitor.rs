@@ -162,6 +162,15 @@ fn paddr_regions(args: &Args) -> (PaddrRegions, String) {
     }
 }
 
+/// How a view names what its backend measures.
+fn source_name(id: &str) -> String {
+    if id == damon_ops_vaddr::softdirty::ID {
+        format!("{id}: writes only")
+    } else {
+        id.to_string()
+    }
+}
+
 fn build(args: &Args) -> Result<Setup, String> {
     let user = args.engine == "user";
     let paddr = match args.target.as_deref() {
@@ -227,25 +236,27 @@ fn build(args: &Args) -> Result<Setup, String> {
         )
     } else if let Some(pid) = args.pid {
         check_pid(pid)?;
-        if user {
-            damon_select_ops(&mut ctx, "vaddr")
-                .map_err(|e| format!("cannot monitor pid {pid}: {e}"))?;
-        }
+        let id = cli::select_process_ops(&mut ctx, user, "monitor")
+            .map_err(|e| format!("cannot monitor pid {pid}: {e}"))?;
+        ops = id.into();
         ctx.targets.push(Target::new(u64::from(pid)));
         (
-            format!("monitor: pid {pid} (vaddr)"),
+            format!("monitor: pid {pid} ({})", source_name(id)),
             vec![format!("pid {pid}")],
         )
     } else if !args.command.is_empty() {
         // check the backend before starting anything
-        if user {
-            damon_select_ops(&mut ctx, "vaddr")
-                .map_err(|e| format!("cannot monitor {:?}: {e}", args.command.join(" ")))?;
-        }
+        let id = cli::select_process_ops(&mut ctx, user, "monitor")
+            .map_err(|e| format!("cannot monitor {:?}: {e}", args.command.join(" ")))?;
+        ops = id.into();
         let cmd = cli::Command::spawn(&args.command)?;
         let pid = cmd.pid();
         ctx.targets.push(Target::new(u64::from(pid)));
-        let title = format!("monitor: `{}` (pid {pid}, vaddr)", cmd.display());
+        let title = format!(
+            "monitor: `{}` (pid {pid}, {})",
+            cmd.display(),
+            source_name(id)
+        );
         command = Some(cmd);
         (title, vec![format!("pid {pid}")])
     } else if let Some(path) = &args.kdamonds {

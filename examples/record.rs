@@ -102,14 +102,10 @@ fn build_context(
     let ops: String;
     if !args.command.is_empty() {
         ctx = Context::new();
-        ops = "vaddr".into();
         // check the backend before starting anything
-        select(
-            &mut ctx,
-            "vaddr",
-            user,
-            format!("cannot record {:?}", args.command.join(" ")),
-        )?;
+        ops = cli::select_process_ops(&mut ctx, user, "record")
+            .map_err(|e| format!("cannot record {:?}: {e}", args.command.join(" ")))?
+            .into();
         let cmd = cli::Command::spawn(&args.command)?;
         ctx.targets.push(Target::new(u64::from(cmd.pid())));
         command = Some(cmd);
@@ -128,13 +124,9 @@ fn build_context(
     } else if let Some(pid) = args.pid {
         check_pid(pid)?;
         ctx = Context::new();
-        ops = "vaddr".into();
-        select(
-            &mut ctx,
-            "vaddr",
-            user,
-            format!("cannot use the vaddr backend for pid {pid}"),
-        )?;
+        ops = cli::select_process_ops(&mut ctx, user, "record")
+            .map_err(|e| format!("cannot record pid {pid}: {e}"))?
+            .into();
         ctx.targets.push(Target::new(u64::from(pid)));
     } else if let Some(path) = &args.kdamonds {
         let (kd_ctx, params) = cli::kdamonds_context(path, "record")?;

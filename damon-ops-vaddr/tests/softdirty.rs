@@ -72,3 +72,30 @@ fn softdirty_finds_the_written_range_of_another_process() {
     assert!(best.0 >= 80, "written range found {}%", best.0);
     assert!(best.1 <= 20, "the unwritten rest shows {}%", best.1);
 }
+
+#[test]
+fn conformance_vaddr_softdirty() {
+    const T: &str = "conformance_vaddr_softdirty";
+    if let Err(e) = SoftDirtyOps::new() {
+        if std::env::var("DAMON_VM_SUITE").as_deref() == Ok("1") {
+            panic!("{T}: the guest kernel must keep soft-dirty bits: {e}");
+        }
+        println!("skipped: {T}: {e}");
+        return;
+    }
+    use damon_core::testing::conformance::{conformance_suite, SuiteConfig};
+    let w = common::spawn_workload(32 << 20, 8 << 20, common::UNTIL_KILLED_MS);
+    let range = AddrRange::new(w.addr, w.addr + w.len);
+    let make = || {
+        Ok((
+            Box::new(SoftDirtyOps::new()?) as Box<dyn damon_core::Operations>,
+            vec![Target::with_ranges(w.pid, &[range])],
+        ))
+    };
+    let reports = conformance_suite(&SuiteConfig::real_time(200), make).unwrap();
+    eprintln!("{T}: {reports:?}");
+    assert!(
+        reports.iter().any(|r| r.accessed_regions > 0),
+        "{reports:?}"
+    );
+}

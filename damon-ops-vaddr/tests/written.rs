@@ -204,3 +204,64 @@ fn conformance_vaddr_written() {
     }
     drop(mem);
 }
+
+#[test]
+fn damos_acts_on_what_vaddr_written_finds() {
+    const T: &str = "damos_acts_on_what_vaddr_written_finds";
+    use damon_core::damos::{AccessPattern, Action, Scheme};
+    let ops = match WrittenOps::new() {
+        Ok(o) => o,
+        Err(e) => {
+            println!("skipped: {T}: {e}");
+            return;
+        }
+    };
+    let mem = AnonMapping::new(32 * MIB, PAGE).unwrap();
+    let base = mem.addr();
+    let clock = Arc::new(WorkClock {
+        time: VirtualClock::new(),
+        mem: Mutex::new(mem),
+        swapped: AtomicBool::new(false),
+    });
+    let mut ctx = Context::new();
+    ctx.set_ops(damon_ops_vaddr::written::ID, Box::new(ops));
+    let mut t = Target::new(u64::from(std::process::id()));
+    t.regions.push(Region::new(base, base + 32 * MIB as u64));
+    ctx.targets.push(t);
+    ctx.attrs.sample_interval = 5_000;
+    ctx.attrs.aggr_interval = 100_000;
+    ctx.clock = Some(clock);
+    ctx.seed = Some(5);
+    // never written for half a second: MADV_COLD; written: counted
+    ctx.schemes.push(Scheme::new(
+        AccessPattern {
+            max_nr_accesses: 0,
+            min_age_region: 5,
+            ..AccessPattern::default()
+        },
+        Action::Cold,
+    ));
+    ctx.schemes.push(Scheme::new(
+        AccessPattern {
+            min_nr_accesses: 1,
+            ..AccessPattern::default()
+        },
+        Action::Stat,
+    ));
+    let _control = damon_schemes::install_default(&mut ctx);
+    let mut kd = Kdamond::new(ctx).unwrap();
+    kd.init().unwrap();
+    // 20 aggregations of 20 samples
+    for _ in 0..400 {
+        assert!(kd.step().is_none(), "the context ended");
+    }
+    let (cold, stat) = (kd.ctx().schemes[0].stat, kd.ctx().schemes[1].stat);
+    eprintln!("{T}: cold {cold:?}; stat {stat:?}");
+    // A (8 MiB) is written, the other 24 MiB only read or untouched
+    assert!(cold.sz_applied >= 16 * MIB as u64, "{cold:?}");
+    assert!(
+        stat.nr_tried > 0 && stat.sz_tried >= 8 * MIB as u64,
+        "{stat:?}"
+    );
+    let _ = kd.terminate();
+}

@@ -327,3 +327,38 @@ pub fn run_schemes(
     }
     Ok((stop, elapsed))
 }
+
+/// Selects the best backend of ours for monitoring another process and
+/// returns its id: `vaddr` (every access: idle page tracking, root), else
+/// `vaddr-softdirty` (writes only: soft-dirty bits, ptrace access), saying
+/// on stderr, as `program`, that it records writes and why. The error
+/// says what each source lacks. The kernel engine (`user` false) runs its
+/// own `vaddr`: nothing is selected.
+pub fn select_process_ops(
+    ctx: &mut Context,
+    user: bool,
+    program: &str,
+) -> Result<&'static str, String> {
+    if !user {
+        return Ok("vaddr");
+    }
+    damon_ops_vaddr::register();
+    let vaddr = match damon_core::damon_select_ops(ctx, "vaddr") {
+        Ok(()) => return Ok("vaddr"),
+        Err(e) => e,
+    };
+    match damon_core::damon_select_ops(ctx, damon_ops_vaddr::softdirty::ID) {
+        Ok(()) => {
+            eprintln!(
+                "{program}: vaddr cannot run here ({vaddr}):\n\
+                 {program}: watching WRITES through soft-dirty bits (vaddr-softdirty); a page only read is not seen"
+            );
+            Ok(damon_ops_vaddr::softdirty::ID)
+        }
+        Err(soft) => Err(format!(
+            "no access source for another process: vaddr: {vaddr}; vaddr-softdirty: {soft} \
+             (vaddr-written sees only the calling process's writes: monitor --self-demo; \
+             or the kernel's DAMON: --engine kernel)"
+        )),
+    }
+}

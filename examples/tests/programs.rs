@@ -1192,3 +1192,30 @@ fn monitor_self_demo_shows_the_writes_of_its_own_buffer() {
         "{r:?}"
     );
 }
+
+#[test]
+fn monitor_names_every_access_source_a_process_lacks() {
+    const T: &str = "monitor_names_every_access_source_a_process_lacks";
+    let probe = damon_ops_common::probe::ProbeReport::run();
+    if probe.require_vaddr().is_ok() || probe.soft_dirty {
+        println!("skipped: {T}: this machine has an access source for other processes");
+        return;
+    }
+    let me = std::process::id().to_string();
+    let out = std::env::temp_dir().join(format!("sources-{me}.data"));
+    let out = out.to_str().unwrap();
+    for (tool, extra) in [("monitor", vec![]), ("record", vec!["-o", out])] {
+        let mut args = vec!["--pid", me.as_str(), "--duration", "1"];
+        args.extend(extra);
+        let r = run(tool, &args);
+        assert_eq!(r.code, Some(1), "{tool}: {r:?}");
+        assert!(
+            r.stderr.contains("vaddr: unsupported")
+                && r.stderr
+                    .contains("vaddr-softdirty: unsupported: soft-dirty bits")
+                && r.stderr.contains("CONFIG_MEM_SOFT_DIRTY")
+                && r.stderr.contains("--self-demo"),
+            "{tool}: {r:?}"
+        );
+    }
+}

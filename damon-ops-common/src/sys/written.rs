@@ -288,3 +288,30 @@ impl WriteTracker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_kernel_lacks_is_named_with_its_version_and_option() {
+        let wp = WrittenError::NoWpAsync.to_string();
+        assert!(
+            wp.contains("UFFD_FEATURE_WP_ASYNC") && wp.contains("Linux 6.7"),
+            "{wp}"
+        );
+        let scan = WrittenError::NoPagemapScan.to_string();
+        assert!(
+            scan.contains("PAGEMAP_SCAN")
+                && scan.contains("Linux 6.7")
+                && scan.contains("CONFIG_PROC_PAGE_MONITOR"),
+            "{scan}"
+        );
+        let uffd =
+            WrittenError::NoUserfaultfd(io::Error::from_raw_os_error(libc::ENOSYS)).to_string();
+        assert!(uffd.contains("CONFIG_USERFAULTFD"), "{uffd}");
+        // and reaches the caller as an unsupported operation, not an I/O error
+        let e: damon_core::OpsError = WrittenError::NoPagemapScan.into();
+        assert!(matches!(e, damon_core::OpsError::Unsupported { .. }), "{e}");
+    }
+}
