@@ -97,6 +97,10 @@ struct Args {
     /// vaddr-written backend: no idle page tracking, no root (Linux 6.7+).
     #[arg(long, conflicts_with_all = ["target", "command", "sim", "pid", "kdamonds"])]
     self_demo: bool,
+    /// Print which access sources this machine offers (idle page
+    /// tracking, written pages, soft-dirty, the kernel's DAMON) and exit.
+    #[arg(long)]
+    probe: bool,
     /// paddr: monitor only the memory of this NUMA node.
     #[arg(long, value_name = "N", conflicts_with = "all_ram")]
     numa_node: Option<u32>,
@@ -451,6 +455,10 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => e.exit(),
     };
+    if args.probe {
+        println!("{}", damon_ops_common::probe::ProbeReport::run());
+        return ExitCode::SUCCESS;
+    }
     // clap drops `requires` when a conflicting argument is given
     if args.sim.is_none() && args.virtual_time {
         Args::command()

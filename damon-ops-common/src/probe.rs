@@ -48,6 +48,31 @@ pub struct ProbeReport {
     /// Soft-dirty bits in pagemap (`CONFIG_MEM_SOFT_DIRTY`): a page just
     /// written in a new mapping reads soft-dirty.
     pub soft_dirty: bool,
+    /// The kernel's own DAMON (read-only look at its sysfs tree): `Err`
+    /// without the interface; else the operations sets a context's
+    /// `avail_operations` lists (empty when no context exists to ask).
+    pub kernel_damon: Result<Vec<String>, String>,
+}
+
+/// The kernel's DAMON sysfs tree.
+const DAMON_ADMIN: &str = "/sys/kernel/mm/damon/admin";
+
+/// What the kernel's DAMON offers, read only (nothing is written: the
+/// tree may belong to someone else).
+fn kernel_damon() -> Result<Vec<String>, String> {
+    let kdamonds = std::path::Path::new(DAMON_ADMIN).join("kdamonds");
+    let n: usize = std::fs::read_to_string(kdamonds.join("nr_kdamonds"))
+        .map_err(|e| format!("no DAMON sysfs interface at {DAMON_ADMIN} ({e})"))?
+        .trim()
+        .parse()
+        .map_err(|e| format!("{DAMON_ADMIN}/kdamonds/nr_kdamonds: {e}"))?;
+    for k in 0..n {
+        let f = kdamonds.join(format!("{k}/contexts/0/avail_operations"));
+        if let Ok(text) = std::fs::read_to_string(f) {
+            return Ok(text.split_whitespace().map(str::to_string).collect());
+        }
+    }
+    Ok(Vec::new())
 }
 
 /// Whether pagemap reports soft-dirty pages: a page just written is
@@ -126,6 +151,7 @@ impl ProbeReport {
                 .map(drop)
                 .map_err(|e| e.to_string()),
             soft_dirty: soft_dirty_works(),
+            kernel_damon: kernel_damon(),
         }
     }
 
@@ -220,11 +246,19 @@ impl std::fmt::Display for ProbeReport {
             )?,
             Err(why) => writeln!(f, "written pages of this process (vaddr-written): no ({why})")?,
         }
-        write!(
+        writeln!(
             f,
             "soft-dirty bits in pagemap (CONFIG_MEM_SOFT_DIRTY): {}",
             yn(self.soft_dirty)
-        )
+        )?;
+        match &self.kernel_damon {
+            Ok(ops) if ops.is_empty() => write!(
+                f,
+                "the kernel's DAMON: sysfs interface present (its operations sets show once a context exists)"
+            ),
+            Ok(ops) => write!(f, "the kernel's DAMON: operations {}", ops.join(" ")),
+            Err(why) => write!(f, "the kernel's DAMON: no ({why})"),
+        }
     }
 }
 
@@ -254,6 +288,15 @@ mod tests {
         assert!(text.contains("page_idle bitmap"), "{text}");
         assert!(text.contains("written pages of this process"), "{text}");
         assert!(text.contains("soft-dirty bits in pagemap"), "{text}");
+        assert!(text.contains("the kernel's DAMON"), "{text}");
+        // on this machine's kernel (DAMON paddr only) or the guest's
+        if let Ok(ops) = &r.kernel_damon {
+            assert!(
+                ops.iter()
+                    .all(|o| ["vaddr", "fvaddr", "paddr"].contains(&o.as_str())),
+                "{ops:?}"
+            );
+        }
         // the probe agrees with the tracker it reports on
         assert_eq!(
             r.written_pages.is_ok(),

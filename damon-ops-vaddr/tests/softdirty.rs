@@ -99,3 +99,66 @@ fn conformance_vaddr_softdirty() {
         "{reports:?}"
     );
 }
+
+#[test]
+fn damos_acts_on_what_vaddr_softdirty_finds() {
+    const T: &str = "damos_acts_on_what_vaddr_softdirty_finds";
+    use damon_core::damos::{AccessPattern, Action, Scheme};
+    let ops = match SoftDirtyOps::new() {
+        Ok(o) => o,
+        Err(e) if std::env::var("DAMON_VM_SUITE").as_deref() != Ok("1") => {
+            println!("skipped: {T}: {e}");
+            return;
+        }
+        Err(e) => panic!("{T}: the guest kernel must keep soft-dirty bits: {e}"),
+    };
+    let w = common::spawn_workload(64 << 20, 16 << 20, common::UNTIL_KILLED_MS);
+    let mut ctx = Context::new();
+    ctx.set_ops(damon_ops_vaddr::softdirty::ID, Box::new(ops));
+    ctx.targets.push(Target::with_ranges(
+        w.pid,
+        &[AddrRange::new(w.addr, w.addr + w.len)],
+    ));
+    ctx.attrs.sample_interval = 5_000;
+    ctx.attrs.aggr_interval = 100_000;
+    // not written for half a second: MADV_COLD through the pidfd; written: counted
+    ctx.schemes.push(Scheme::new(
+        AccessPattern {
+            max_nr_accesses: 0,
+            min_age_region: 5,
+            ..AccessPattern::default()
+        },
+        Action::Cold,
+    ));
+    ctx.schemes.push(Scheme::new(
+        AccessPattern {
+            min_nr_accesses: 1,
+            ..AccessPattern::default()
+        },
+        Action::Stat,
+    ));
+    let _control = damon_schemes::install_default(&mut ctx);
+    let (tx, rx) = channel();
+    ctx.callbacks.after_aggregation = Some(Box::new(move |c: &Context| {
+        let _ = tx.send((c.schemes[0].stat, c.schemes[1].stat));
+        Control::Continue
+    }));
+    let handles = damon_start(vec![ctx], false).unwrap();
+    let mut last = None;
+    for _ in 0..60 {
+        let Ok(s) = rx.recv_timeout(Duration::from_secs(60)) else {
+            break;
+        };
+        let done = s.0.sz_applied > 0 && s.1.nr_tried > 0;
+        last = Some(s);
+        if done {
+            break;
+        }
+    }
+    handles[0].stop();
+    drop(w);
+    let (cold, stat) = last.expect("aggregations");
+    eprintln!("{T}: cold {cold:?}; stat {stat:?}");
+    assert!(cold.sz_applied > 0, "{cold:?}");
+    assert!(stat.nr_tried > 0, "{stat:?}");
+}

@@ -1219,3 +1219,17 @@ fn monitor_names_every_access_source_a_process_lacks() {
         );
     }
 }
+
+#[test]
+fn monitor_probe_lists_the_access_sources() {
+    let r = run("monitor", &["--probe"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    for source in [
+        "page_idle bitmap",
+        "written pages of this process",
+        "soft-dirty bits in pagemap",
+        "the kernel's DAMON",
+    ] {
+        assert!(r.stdout.contains(source), "{source}: {r:?}");
+    }
+}
