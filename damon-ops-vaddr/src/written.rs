@@ -14,6 +14,12 @@
 //! ever protected; one left protected after its sample costs the workload a
 //! single in-kernel fault at its next write.
 //!
+//! The check does not pass `PM_SCAN_WP_MATCHING` (read and re-protect in
+//! one call): over a span shared by nearby sampled pages it would also
+//! protect every written page between them, and then a workload writing
+//! there would fault. A sampled page needs no re-arming at check anyway:
+//! the next sample protects its own new page, at prepare.
+//!
 //! Targets: the calling process only (a userfaultfd acts on its maker's
 //! memory); regions given up front are kept (as `fvaddr` does), otherwise
 //! the kernel's three regions of the address space, refreshed at every

@@ -5,95 +5,11 @@
 
 mod common;
 
-use common::{kernel_damon_regions, ADMIN};
+use common::{kernel_damon_regions, start, wait_phase, ADMIN};
 use damon_core::*;
 use damon_ops_common::testing;
 use damon_ops_vaddr::VaddrOps;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
-
-struct Workload {
-    child: Child,
-    pid: u64,
-    buf: AddrRange,
-    truth: Receiver<String>,
-}
-
-impl Drop for Workload {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn hex(s: &str) -> u64 {
-    u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex address")
-}
-
-/// Starts the workload with `config` and waits for its region line. The
-/// last phase of every config here lasts 300 s, far past the test's
-/// monitoring: the workload runs until the test ends it (on drop), so how
-/// fast the monitor is never decides a result.
-fn start(config: &str) -> Option<Workload> {
-    let bin = std::env::var("DAMON_WORKLOAD_BIN").ok()?;
-    let mut child = Command::new(bin)
-        .args(["--print-truth", "--config-str", config])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("workload starts");
-    let pid = u64::from(child.id());
-    let (tx, rx) = channel();
-    let out = child.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut buf = None;
-    while buf.is_none() {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("region line");
-        if let Some(rest) = line.strip_prefix("truth region ") {
-            let f = |k: &str| {
-                rest.split_whitespace()
-                    .find_map(|w| w.strip_prefix(k))
-                    .map(hex)
-                    .expect("field")
-            };
-            buf = Some(AddrRange::new(f("start="), f("end=")));
-        }
-    }
-    Some(Workload {
-        child,
-        pid,
-        buf: buf.expect("set"),
-        truth: rx,
-    })
-}
-
-/// Waits for the truth line of phase `n` and returns its hot range.
-fn wait_phase(w: &Workload, n: u32) -> AddrRange {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let line = w
-            .truth
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("phase line");
-        if line.starts_with(&format!("truth phase={n} ")) {
-            let hot = line
-                .split_whitespace()
-                .find_map(|f| f.strip_prefix("hot="))
-                .expect("hot=");
-            let (s, e) = hot.split_once('-').expect("range");
-            return AddrRange::new(hex(s), hex(e));
-        }
-    }
-}
 
 /// (share of the hot range in regions with accesses, share of the buffer's
 /// cold bytes in regions with accesses), for the aggregation just finished.

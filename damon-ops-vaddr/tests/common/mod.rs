@@ -25,6 +25,7 @@ use damon_ops_common::sys::Advice;
 use damon_ops_common::testing::anon::AnonMapping;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 /// A running child workload; killed and reaped on drop.
@@ -332,4 +333,90 @@ pub(crate) fn kernel_damon_regions(pid: u64, secs: u64) -> Vec<(AddrRange, u32)>
         ));
     }
     out
+}
+
+/// The `workload` example (`$DAMON_WORKLOAD_BIN`) running with its ground truth.
+pub(crate) struct ExampleWorkload {
+    /// The process.
+    pub child: Child,
+    /// Its pid.
+    pub pid: u64,
+    /// Its buffer.
+    pub buf: AddrRange,
+    /// Its truth lines.
+    pub truth: Receiver<String>,
+}
+
+impl Drop for ExampleWorkload {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn hex(s: &str) -> u64 {
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex address")
+}
+
+/// Starts the workload with `config` and waits for its region line. The
+/// last phase of every config here lasts 300 s, far past the test's
+/// monitoring: the workload runs until the test ends it (on drop), so how
+/// fast the monitor is never decides a result.
+pub(crate) fn start(config: &str) -> Option<ExampleWorkload> {
+    let bin = std::env::var("DAMON_WORKLOAD_BIN").ok()?;
+    let mut child = Command::new(bin)
+        .args(["--print-truth", "--config-str", config])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("workload starts");
+    let pid = u64::from(child.id());
+    let (tx, rx) = channel();
+    let out = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf = None;
+    while buf.is_none() {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("region line");
+        if let Some(rest) = line.strip_prefix("truth region ") {
+            let f = |k: &str| {
+                rest.split_whitespace()
+                    .find_map(|w| w.strip_prefix(k))
+                    .map(hex)
+                    .expect("field")
+            };
+            buf = Some(AddrRange::new(f("start="), f("end=")));
+        }
+    }
+    Some(ExampleWorkload {
+        child,
+        pid,
+        buf: buf.expect("set"),
+        truth: rx,
+    })
+}
+
+/// Waits for the truth line of phase `n` and returns its hot range.
+pub(crate) fn wait_phase(w: &ExampleWorkload, n: u32) -> AddrRange {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let line = w
+            .truth
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("phase line");
+        if line.starts_with(&format!("truth phase={n} ")) {
+            let hot = line
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix("hot="))
+                .expect("hot=");
+            let (s, e) = hot.split_once('-').expect("range");
+            return AddrRange::new(hex(s), hex(e));
+        }
+    }
 }
