@@ -21,7 +21,9 @@
 //! the next sample protects its own new page, at prepare.
 //!
 //! Targets: the calling process only (a userfaultfd acts on its maker's
-//! memory); regions given up front are kept (as `fvaddr` does), otherwise
+//! memory), and one context at a time over a mapping (a mapping is
+//! registered with one userfaultfd: a second context over it is refused
+//! with that reason); regions given up front are kept (as `fvaddr` does), otherwise
 //! the kernel's three regions of the address space, refreshed at every
 //! ops update. Writable mappings overlapping the regions are registered
 //! with the userfaultfd at init and at every ops update (new mappings);
@@ -106,9 +108,24 @@ impl WrittenOps {
                 continue;
             }
             // one already registered by us is skipped by the kernel; one
-            // it cannot take (vvar, another userfaultfd's) is not watched
+            // it cannot take (vvar, another userfaultfd's) is not watched:
+            // in the three regions that is said in the log; in regions the
+            // caller gave, it is an error (they would read as never written)
             match self.tracker.register(r.start, r.end) {
                 Ok(()) => registered.push(r),
+                Err(e) if self.fixed == Some(true) => {
+                    let why = if e.errno() == Some(libc::EBUSY) {
+                        "another userfaultfd (another vaddr-written context of this process?) watches it"
+                    } else {
+                        "the kernel cannot write-protect this mapping"
+                    };
+                    return Err(OpsError::Unsupported {
+                        what: format!("watching writes to {r} ({e})"),
+                        hint: format!(
+                            "{why}; a userfaultfd registers whole mappings, one at a time"
+                        ),
+                    });
+                }
                 Err(e) => tracing::debug!(target: "damon::written", "not watched: {e}"),
             }
         }

@@ -12,6 +12,10 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// The tests share this process's mappings, and a mapping is registered
+/// with one userfaultfd at a time: one test at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
 const MIB: usize = 1 << 20;
 const PAGE: usize = 4096;
 /// Written in phase 0, read in phase 1.
@@ -60,6 +64,7 @@ fn found(regions: &[Region], range: AddrRange) -> u64 {
 
 #[test]
 fn written_range_is_found_read_range_is_not_and_a_phase_change_is_followed() {
+    let _serial = SERIAL.lock();
     const T: &str = "written_range_is_found_read_range_is_not_and_a_phase_change_is_followed";
     let ops = match WrittenOps::new() {
         Ok(o) => o,
@@ -151,6 +156,7 @@ fn written_range_is_found_read_range_is_not_and_a_phase_change_is_followed() {
 
 #[test]
 fn another_process_is_refused_with_the_reason() {
+    let _serial = SERIAL.lock();
     const T: &str = "another_process_is_refused_with_the_reason";
     let ops = match WrittenOps::new() {
         Ok(o) => o,
@@ -170,6 +176,7 @@ fn another_process_is_refused_with_the_reason() {
 
 #[test]
 fn conformance_vaddr_written() {
+    let _serial = SERIAL.lock();
     const T: &str = "conformance_vaddr_written";
     if let Err(e) = WrittenOps::new() {
         println!("skipped: {T}: {e}");
@@ -207,6 +214,7 @@ fn conformance_vaddr_written() {
 
 #[test]
 fn damos_acts_on_what_vaddr_written_finds() {
+    let _serial = SERIAL.lock();
     const T: &str = "damos_acts_on_what_vaddr_written_finds";
     use damon_core::damos::{AccessPattern, Action, Scheme};
     let ops = match WrittenOps::new() {
@@ -264,4 +272,33 @@ fn damos_acts_on_what_vaddr_written_finds() {
         "{stat:?}"
     );
     let _ = kd.terminate();
+}
+
+#[test]
+fn a_second_context_over_the_same_mapping_is_refused_with_the_reason() {
+    let _serial = SERIAL.lock();
+    const T: &str = "a_second_context_over_the_same_mapping_is_refused_with_the_reason";
+    let (Ok(first), Ok(second)) = (WrittenOps::new(), WrittenOps::new()) else {
+        println!("skipped: {T}: no written-page monitoring on this kernel");
+        return;
+    };
+    let mem = AnonMapping::new(4 * MIB, PAGE).unwrap();
+    let range = AddrRange::new(mem.addr(), mem.addr() + 4 * MIB as u64);
+    let start = |ops: WrittenOps| {
+        let mut ctx = Context::new();
+        ctx.set_ops(damon_ops_vaddr::written::ID, Box::new(ops));
+        ctx.targets
+            .push(Target::with_ranges(u64::from(std::process::id()), &[range]));
+        ctx.clock = Some(Arc::new(VirtualClock::new()));
+        let mut kd = Kdamond::new(ctx).unwrap();
+        kd.init().map(|()| kd)
+    };
+    let kd = start(first).unwrap();
+    let e = match start(second) {
+        Ok(_) => panic!("a second context over the same mapping started"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("another userfaultfd"), "{e}");
+    drop(kd);
+    drop(mem);
 }
